@@ -1,0 +1,367 @@
+"""The pure core: a policy, compiled once, judges workloads. No I/O, no clock unless given one.
+
+The operator, the admission webhook and the CLI all call `Engine.evaluate`, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from readiness.checks import CATALOG, all_checks
+from readiness.checks.base import Category, Check, CheckParams, Severity
+from readiness.context import AuditContext
+from readiness.policy import Exemption, ReadinessPolicy
+from readiness.selectors import GlobSet, LabelMatcher, compile_selector
+from readiness.workload import ContainerRole, Workload, WorkloadClass, WorkloadRef
+
+EXEMPT_ANNOTATION = "readiness.dev/exempt"
+EXEMPT_REASON_ANNOTATION = "readiness.dev/exempt-reason"
+EXEMPT_UNTIL_ANNOTATION = "readiness.dev/exempt-until"
+
+EMPTY_CONTEXT = AuditContext()
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One open problem: a check that failed on a workload or one of its containers."""
+
+    check: str
+    category: Category
+    severity: Severity
+    message: str
+    container: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exempted:
+    """A finding that an exemption suppressed, kept so reports can show what was waived and why."""
+
+    finding: Finding
+    source: str
+    """`policy` (spec.exemptions[i]) or `annotation` (readiness.dev/exempt on the workload)."""
+    reason: str
+    expires: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredExemption:
+    """An exemption that would apply to this workload but has expired: it no longer suppresses anything."""
+
+    source: str
+    checks: tuple[str, ...]
+    reason: str
+    expired_at: datetime
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """The verdict of one policy on one workload."""
+
+    policy: str
+    workload: WorkloadRef
+    findings: list[Finding] = field(default_factory=list)
+    exempted: list[Exempted] = field(default_factory=list)
+    expired_exemptions: list[ExpiredExemption] = field(default_factory=list)
+    checks_run: tuple[str, ...] = ()
+    """Ids of the checks that applied to this workload (passes are these minus the findings' checks)."""
+    results: int = 0
+    """How many (check, container) judgements were made: the denominator of the score."""
+    notices: list[str] = field(default_factory=list)
+    """Problems with the input that did not stop the audit (an unreadable exemption annotation...)."""
+    errors: list[str] = field(default_factory=list)
+    """Checks that crashed on this workload; the others still ran."""
+
+    @property
+    def compliant(self) -> bool:
+        return not self.findings
+
+    def at_least(self, severity: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity.rank >= severity.rank]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCheck:
+    """A check as a policy configures it: resolved parameters and severity."""
+
+    check: Check[Any]
+    params: CheckParams
+    severity: Severity
+    roles: frozenset[ContainerRole] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledExemption:
+    index: int
+    exemption: Exemption
+    namespaces: GlobSet
+    names: GlobSet
+    kinds: frozenset[str]
+    selector: LabelMatcher
+    checks: frozenset[str]
+    containers: GlobSet
+
+    def covers_workload(self, workload: Workload) -> bool:
+        ref = workload.ref
+        return (
+            (not self.namespaces or self.namespaces.matches(ref.namespace))
+            and (not self.names or self.names.matches(ref.name))
+            and (not self.kinds or ref.kind in self.kinds)
+            and self.selector(workload.labels)
+        )
+
+    def covers_finding(self, finding: Finding) -> bool:
+        if "*" not in self.checks and finding.check not in self.checks:
+            return False
+        if not self.containers:
+            return True
+        return finding.container is not None and self.containers.matches(finding.container)
+
+
+class _Vars(dict[str, Any]):
+    """Message template variables; unknown names fall back to the check's parameters."""
+
+    def __init__(self, params: CheckParams, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self._params = params
+
+    def __missing__(self, key: str) -> Any:
+        return getattr(self._params, key, "{" + key + "}")
+
+
+def _selector(selector: Any) -> LabelMatcher:
+    return compile_selector(selector.model_dump(by_alias=True, exclude_none=True) if selector else None)
+
+
+class Engine:
+    """A compiled policy. Build one per policy (or policy generation) and reuse it: compiling validates
+    parameters and precomputes, per workload class, the list of checks to run."""
+
+    def __init__(self, policy: ReadinessPolicy) -> None:
+        self.policy = policy
+        self.name = policy.name
+        spec = policy.spec
+        self.active: tuple[ActiveCheck, ...] = tuple(self._activate(check) for check in all_checks()
+                                                      if self._enabled(check))
+        self._by_class: dict[WorkloadClass, tuple[ActiveCheck, ...]] = {
+            wc: tuple(a for a in self.active if wc in a.check.classes) for wc in WorkloadClass
+        }
+        self._ids_by_class = {wc: tuple(a.check.id for a in checks) for wc, checks in self._by_class.items()}
+        match = spec.match
+        self._namespaces = GlobSet(match.namespaces)
+        self._excluded = GlobSet(match.exclude_namespaces)
+        self._kinds = frozenset(match.kinds)
+        self._selector = _selector(match.selector)
+        self._namespace_selector = _selector(match.namespace_selector) if match.namespace_selector else None
+        self._exemptions = tuple(self._compile_exemption(i, e) for i, e in enumerate(spec.exemptions))
+
+    # -- compiling -------------------------------------------------------------------------------------
+
+    def _settings(self, check: Check[Any]) -> Any:
+        return getattr(self.policy.spec.checks, check.id.replace("-", "_"), None)
+
+    def _enabled(self, check: Check[Any]) -> bool:
+        settings = self._settings(check)
+        if settings is not None and settings.enabled is not None:
+            return bool(settings.enabled)
+        return check.enabled_by_default
+
+    def _activate(self, check: Check[Any]) -> ActiveCheck:
+        settings = self._settings(check)
+        params = (settings.parameters if settings is not None else None) or check.default_params()
+        severity = (settings.severity if settings is not None else None) or check.severity
+        roles = check.roles
+        if roles is not None and check.category is Category.PROBES and not self.policy.spec.include_native_sidecars:
+            roles = roles - {ContainerRole.SIDECAR}
+        return ActiveCheck(check, params, severity, roles)
+
+    @staticmethod
+    def _compile_exemption(index: int, exemption: Exemption) -> _CompiledExemption:
+        return _CompiledExemption(
+            index, exemption, GlobSet(exemption.namespaces), GlobSet(exemption.names),
+            frozenset(exemption.kinds), _selector(exemption.selector), frozenset(exemption.checks),
+            GlobSet(exemption.containers),
+        )
+
+    # -- matching --------------------------------------------------------------------------------------
+
+    @property
+    def uses_namespace_labels(self) -> bool:
+        return self._namespace_selector is not None
+
+    def matches_namespace(self, namespace: str, namespace_labels: Mapping[str, str] | None = None) -> bool:
+        """Whether the policy's namespace globs and selector admit `namespace`. Unknown labels (None)
+        fail a namespaceSelector: better to skip than to judge with the wrong policy."""
+        if self._excluded.matches(namespace):
+            return False
+        if self._namespaces and not self._namespaces.matches(namespace):
+            return False
+        if self._namespace_selector is not None:
+            return namespace_labels is not None and self._namespace_selector(namespace_labels)
+        return True
+
+    def matches(self, workload: Workload, namespace_labels: Mapping[str, str] | None = None) -> bool:
+        """Whether the policy judges this workload. Controlled objects (a Deployment's ReplicaSets, a
+        CronJob's Jobs) are judged through their owner."""
+        return (
+            not workload.controlled
+            and workload.ref.kind in self._kinds
+            and self.matches_namespace(workload.ref.namespace, namespace_labels)
+            and self._selector(workload.labels)
+        )
+
+    # -- evaluating ------------------------------------------------------------------------------------
+
+    def evaluate(
+        self, workload: Workload, context: AuditContext = EMPTY_CONTEXT, now: datetime | None = None,
+    ) -> Evaluation:
+        """Judge one workload. Never raises: a crashing check is recorded in `errors`."""
+        result = Evaluation(self.name, workload.ref, checks_run=self._ids_by_class[workload.workload_class])
+        findings = result.findings
+        judgements = 0
+        for active in self._by_class[workload.workload_class]:
+            check = active.check
+            try:
+                if active.roles is None:
+                    judgements += 1
+                    outcome = check.workload_fn(workload, active.params, context)  # type: ignore[misc]
+                    if outcome is not None:
+                        findings.append(self._finding(active, workload, None, outcome))
+                    continue
+                for container in workload.containers:
+                    if container.role in active.roles:
+                        judgements += 1
+                        outcome = check.container_fn(container, workload, active.params)  # type: ignore[misc]
+                        if outcome is not None:
+                            findings.append(self._finding(active, workload, container.name, outcome))
+            except Exception as error:  # a check bug must never stop the audit of the others
+                result.errors.append(f"{check.id}: {type(error).__name__}: {error}")
+        result.results = judgements
+        if findings and (self._exemptions or (self.policy.spec.allow_workload_exemptions
+                                             and EXEMPT_ANNOTATION in workload.annotations)):
+            self._apply_exemptions(result, workload, now or datetime.now(timezone.utc))
+        elif self._exemptions:
+            self._note_expired(result, workload, now or datetime.now(timezone.utc))
+        return result
+
+    @staticmethod
+    def _finding(active: ActiveCheck, workload: Workload, container: str | None, outcome: Mapping[str, Any],
+                 ) -> Finding:
+        check = active.check
+        values = _Vars(active.params, outcome)
+        values.setdefault("container", container or "")
+        values.setdefault("workload", str(workload.ref))
+        try:
+            message = check.message.format_map(values)
+        except (ValueError, IndexError, AttributeError):
+            message = check.title
+        return Finding(check.id, check.category, active.severity, message, container)
+
+    def _applicable(self, workload: Workload, now: datetime) -> tuple[list[_Exemptor], list[ExpiredExemption]]:
+        live: list[_Exemptor] = []
+        expired: list[ExpiredExemption] = []
+        for compiled in self._exemptions:
+            if not compiled.covers_workload(workload):
+                continue
+            e = compiled.exemption
+            if e.expired(now):
+                expired.append(ExpiredExemption(f"policy:exemptions[{compiled.index}]", tuple(e.checks),
+                                                e.reason, e.expires))  # type: ignore[arg-type]
+            else:
+                live.append(_Exemptor(f"policy:exemptions[{compiled.index}]", compiled.covers_finding,
+                                      e.reason, e.expires))
+        return live, expired
+
+    def _note_expired(self, result: Evaluation, workload: Workload, now: datetime) -> None:
+        _live, expired = self._applicable(workload, now)
+        result.expired_exemptions.extend(expired)
+
+    def _apply_exemptions(self, result: Evaluation, workload: Workload, now: datetime) -> None:
+        live, expired = self._applicable(workload, now)
+        if self.policy.spec.allow_workload_exemptions:
+            annotation = annotation_exemption(workload.annotations, now, result.notices)
+            if isinstance(annotation, ExpiredExemption):
+                expired.append(annotation)
+            elif annotation is not None:
+                live.append(annotation)
+        result.expired_exemptions.extend(expired)
+        if not live:
+            return
+        kept: list[Finding] = []
+        for finding in result.findings:
+            exemptor = next((x for x in live if x.covers(finding)), None)
+            if exemptor is None:
+                kept.append(finding)
+            else:
+                result.exempted.append(Exempted(finding, exemptor.source, exemptor.reason, exemptor.expires))
+        result.findings = kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Exemptor:
+    source: str
+    covers: Any  # Callable[[Finding], bool]
+    reason: str
+    expires: datetime | None
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time or a plain date (taken as midnight UTC). Raises ValueError."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def annotation_exemption(
+    annotations: Mapping[str, str], now: datetime, notices: list[str],
+) -> _Exemptor | ExpiredExemption | None:
+    """Read the workload's own exemption annotations. Invalid ones are ignored with a notice."""
+    raw = annotations.get(EXEMPT_ANNOTATION, "").strip()
+    if not raw:
+        return None
+    reason = annotations.get(EXEMPT_REASON_ANNOTATION, "").strip()
+    if not reason:
+        notices.append(f"{EXEMPT_ANNOTATION} ignored: {EXEMPT_REASON_ANNOTATION} is required")
+        return None
+    entries: list[tuple[str, str | None]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        check_id, _, container = item.partition(":")
+        if check_id != "*" and check_id not in CATALOG:
+            notices.append(f"{EXEMPT_ANNOTATION}: unknown check id {check_id!r} ignored")
+            continue
+        entries.append((check_id, container or None))
+    until: datetime | None = None
+    if EXEMPT_UNTIL_ANNOTATION in annotations:
+        try:
+            until = parse_time(annotations[EXEMPT_UNTIL_ANNOTATION])
+        except ValueError:
+            notices.append(f"{EXEMPT_ANNOTATION} ignored: {EXEMPT_UNTIL_ANNOTATION} "
+                           f"{annotations[EXEMPT_UNTIL_ANNOTATION]!r} is not an RFC 3339 time")
+            return None
+    if until is not None and until <= now:
+        return ExpiredExemption("annotation", tuple(c for c, _ in entries), reason, until)
+
+    def covers(finding: Finding) -> bool:
+        return any((c == "*" or c == finding.check) and (k is None or k == finding.container)
+                   for c, k in entries)
+
+    return _Exemptor("annotation", covers, reason, until)
+
+
+def default_policy() -> ReadinessPolicy:
+    """The built-in policy the CLI uses when none is given: the catalog's defaults, judging every kind."""
+    return ReadinessPolicy.model_validate({
+        "metadata": {"name": "default"},
+        "spec": {"match": {"kinds": ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
+                                     "Pod", "Rollout"], "excludeNamespaces": []}},
+    })
+
+
+def evaluate_all(engines: Iterable[Engine], workload: Workload, context: AuditContext = EMPTY_CONTEXT,
+                 now: datetime | None = None, namespace_labels: Mapping[str, str] | None = None,
+                 ) -> list[Evaluation]:
+    """Every matching policy's verdict on one workload."""
+    return [e.evaluate(workload, context, now) for e in engines if e.matches(workload, namespace_labels)]

@@ -1,0 +1,269 @@
+"""A small, immutable projection of a workload manifest: what the engine needs and nothing else.
+
+The same projection is built from a YAML file (CLI), an admission request (webhook) and a watch event
+(operator), so that the three judge a workload identically. Ephemeral containers are ignored: they are
+debugging aids added after the fact, never part of the workload's design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class ContainerRole(StrEnum):
+    """Where a container sits in the pod: it decides which checks apply to it."""
+
+    APP = "app"
+    INIT = "init"
+    SIDECAR = "sidecar"  # a native sidecar: an init container with restartPolicy: Always
+
+
+class WorkloadClass(StrEnum):
+    """How a kind behaves, which decides the checks that make sense for it."""
+
+    SERVICE = "service"  # long-running, replicated: Deployment, StatefulSet, ReplicaSet, Rollout
+    DAEMON = "daemon"  # one per node: DaemonSet (no replica count)
+    BATCH = "batch"  # runs to completion: Job, CronJob (no probes, no replicas)
+    POD = "pod"  # a bare Pod: no controller recreates it
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """Where a kind keeps its pod template and replica count. Paths are tuples of keys."""
+
+    kind: str
+    group: str
+    workload_class: WorkloadClass
+    template_path: tuple[str, ...]
+    """Path to the pod template (an object with `metadata` and `spec`). Empty: the object is a Pod."""
+    replicas_path: tuple[str, ...] = ()
+    """Path to the replica count; empty when the kind has none."""
+    strategy_path: tuple[str, ...] = ()
+    """Path to the update strategy; empty when the kind has none we judge."""
+
+
+BUILTIN_KINDS: tuple[KindSpec, ...] = (
+    KindSpec("Deployment", "apps", WorkloadClass.SERVICE, ("spec", "template"), ("spec", "replicas"),
+             ("spec", "strategy")),
+    KindSpec("StatefulSet", "apps", WorkloadClass.SERVICE, ("spec", "template"), ("spec", "replicas"),
+             ("spec", "updateStrategy")),
+    KindSpec("DaemonSet", "apps", WorkloadClass.DAEMON, ("spec", "template"), (), ("spec", "updateStrategy")),
+    KindSpec("ReplicaSet", "apps", WorkloadClass.SERVICE, ("spec", "template"), ("spec", "replicas")),
+    KindSpec("Job", "batch", WorkloadClass.BATCH, ("spec", "template")),
+    KindSpec("CronJob", "batch", WorkloadClass.BATCH, ("spec", "jobTemplate", "spec", "template")),
+    KindSpec("Pod", "", WorkloadClass.POD, ()),
+    # Argo Rollouts keep a Deployment-shaped pod template; users of every peer ask for it.
+    KindSpec("Rollout", "argoproj.io", WorkloadClass.SERVICE, ("spec", "template"), ("spec", "replicas"),
+             ("spec", "strategy")),
+)
+
+
+class KindRegistry:
+    """The kinds the engine understands: the built-in ones plus custom kinds a user declares."""
+
+    def __init__(self, specs: Iterable[KindSpec] = BUILTIN_KINDS) -> None:
+        self._by_kind: dict[str, KindSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: KindSpec) -> None:
+        self._by_kind[spec.kind] = spec
+
+    def get(self, kind: str) -> KindSpec | None:
+        return self._by_kind.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._by_kind)
+
+    @staticmethod
+    def parse_custom(text: str) -> KindSpec:
+        """Parse `[group/]Kind=path.to.template[,replicas=path][,class=service|daemon|batch]`.
+
+        Example: `argoproj.io/Rollout=spec.template,replicas=spec.replicas`.
+        """
+        head, _, rest = text.partition("=")
+        if not head or not rest:
+            raise ValueError(f"custom kind {text!r}: expected [group/]Kind=path.to.template")
+        group, _, kind = head.rpartition("/")
+        parts = rest.split(",")
+        template = tuple(p for p in parts[0].split(".") if p)
+        options = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        unknown = set(options) - {"replicas", "class", "strategy"}
+        if unknown:
+            raise ValueError(f"custom kind {text!r}: unknown option(s) {', '.join(sorted(unknown))}")
+        try:
+            wclass = WorkloadClass(options.get("class", "service"))
+        except ValueError:
+            raise ValueError(f"custom kind {text!r}: class must be service, daemon or batch") from None
+        return KindSpec(
+            kind, group, wclass, template,
+            tuple(p for p in options.get("replicas", "").split(".") if p),
+            tuple(p for p in options.get("strategy", "").split(".") if p),
+        )
+
+
+DEFAULT_KINDS = KindRegistry()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadRef:
+    """Names a workload: stable across the CLI, the operator and the webhook."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container of the pod template, with its role."""
+
+    name: str
+    role: ContainerRole
+    spec: Mapping[str, Any]
+    """The raw container object: probes, resources, securityContext, lifecycle, env, image."""
+
+    @property
+    def security_context(self) -> Mapping[str, Any]:
+        sc = self.spec.get("securityContext")
+        return sc if isinstance(sc, Mapping) else EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What the engine judges. Built by `project()`; never mutated."""
+
+    ref: WorkloadRef
+    workload_class: WorkloadClass
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    pod_labels: Mapping[str, str]
+    """The pod template's labels: what PodDisruptionBudgets and spread constraints select."""
+    pod_spec: Mapping[str, Any]
+    containers: tuple[Container, ...]
+    replicas: int | None
+    """The declared replica count (defaulting to 1 as the API server does); None for kinds without one."""
+    strategy: Mapping[str, Any] | None
+    controlled: bool = False
+    """True when a controller owns this object (a ReplicaSet of a Deployment, a Job of a CronJob): the
+    owner is audited instead, so reports do not count the same pod template twice."""
+    api_version: str = ""
+    uid: str = ""
+    generation: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pod_security_context(self) -> Mapping[str, Any]:
+        sc = self.pod_spec.get("securityContext")
+        return sc if isinstance(sc, Mapping) else EMPTY
+
+
+class NotAWorkload(ValueError):
+    """The object is not a kind the engine audits (a Service, a ConfigMap...)."""
+
+
+class MalformedWorkload(ValueError):
+    """The object is of a workload kind but its shape is wrong; the message names the field."""
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _str_map(value: Any, where: str) -> Mapping[str, str]:
+    if value is None:
+        return EMPTY
+    if not isinstance(value, Mapping):
+        raise MalformedWorkload(f"{where}: expected a mapping, got {type(value).__name__}")
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
+    result: list[Container] = []
+    for key, default_role in (("initContainers", ContainerRole.INIT), ("containers", ContainerRole.APP)):
+        items = pod_spec.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise MalformedWorkload(f"spec.{key}: expected a list, got {type(items).__name__}")
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise MalformedWorkload(f"spec.{key}[{index}]: expected a mapping, got {type(item).__name__}")
+            role = default_role
+            if role is ContainerRole.INIT and item.get("restartPolicy") == "Always":
+                role = ContainerRole.SIDECAR
+            result.append(Container(str(item.get("name") or f"{key}[{index}]"), role, item))
+    return tuple(result)
+
+
+def _replicas(obj: Mapping[str, Any], spec: KindSpec) -> int | None:
+    if not spec.replicas_path:
+        return None
+    value = _dig(obj, spec.replicas_path)
+    if value is None:
+        return 1  # the API server's default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedWorkload(f"{'.'.join(spec.replicas_path)}: expected an integer, got {value!r}")
+    return value
+
+
+def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Workload:
+    """Build the engine's view of a manifest. Raises NotAWorkload or MalformedWorkload, never others."""
+    if not isinstance(obj, Mapping):
+        raise MalformedWorkload(f"expected a mapping, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    spec = kinds.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        raise NotAWorkload(f"kind {kind!r} is not a workload kind")
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = EMPTY
+    if not isinstance(meta, Mapping):
+        raise MalformedWorkload("metadata: expected a mapping")
+    name = meta.get("name") or meta.get("generateName") or ""
+    template = _dig(obj, spec.template_path) if spec.template_path else obj
+    if not isinstance(template, Mapping):
+        where = ".".join(spec.template_path) or "(object)"
+        raise MalformedWorkload(f"{where}: missing pod template")
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, Mapping):
+        where = ".".join((*spec.template_path, "spec"))
+        raise MalformedWorkload(f"{where}: missing pod spec")
+    template_meta = template.get("metadata") if spec.template_path else meta
+    owners = meta.get("ownerReferences")
+    controlled = isinstance(owners, list) and any(
+        isinstance(o, Mapping) and o.get("controller") for o in owners
+    )
+    strategy = _dig(obj, spec.strategy_path) if spec.strategy_path else None
+    generation = meta.get("generation")
+    return Workload(
+        ref=WorkloadRef(spec.kind, str(meta.get("namespace") or ""), str(name)),
+        workload_class=spec.workload_class,
+        labels=_str_map(meta.get("labels"), "metadata.labels"),
+        annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
+        pod_labels=_str_map(
+            template_meta.get("labels") if isinstance(template_meta, Mapping) else None,
+            "template.metadata.labels",
+        ),
+        pod_spec=pod_spec,
+        containers=_containers(pod_spec),
+        replicas=_replicas(obj, spec),
+        strategy=strategy if isinstance(strategy, Mapping) else None,
+        controlled=controlled,
+        api_version=str(obj.get("apiVersion") or ""),
+        uid=str(meta.get("uid") or ""),
+        generation=generation if isinstance(generation, int) else 0,
+    )
