@@ -5,9 +5,10 @@ The operator, the admission webhook and the CLI all call `Engine.evaluate`, so t
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from readiness.checks import CATALOG, all_checks
@@ -131,6 +132,66 @@ class _Vars(dict[str, Any]):
         return getattr(self._params, key, "{" + key + "}")
 
 
+_FIXED_FIELDS = frozenset({"container", "workload"})
+_SHARED_FINDINGS_MAX = 512
+
+
+class _Step:
+    """One active check, prepared for the hot loop: its function, parameters and a message formatter
+    chosen once from the template's placeholders (most templates only name the container)."""
+
+    __slots__ = ("_shared", "check", "container_fn", "needs_workload", "params", "plain", "roles", "severity",
+                 "workload_fn")
+
+    def __init__(self, active: ActiveCheck) -> None:
+        check = active.check
+        self.check = check
+        self.params = active.params
+        self.severity = active.severity
+        self.roles = active.roles
+        self.container_fn: Any = check.container_fn
+        self.workload_fn: Any = check.workload_fn
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(check.message) if name is not None}
+        except ValueError:
+            fields = {"(invalid template)"}
+        self.needs_workload = "workload" in fields
+        # `plain`: the template uses only {container} and {workload} by name, so str.format can fill it
+        # without the parameter fallback (_Vars) and without copying the outcome.
+        self.plain = all(f in _FIXED_FIELDS for f in fields)
+        self._shared: dict[str | None, Finding] = {}
+
+    def finding(self, workload: Workload, container: str | None, outcome: Mapping[str, Any]) -> Finding:
+        if self.plain and not outcome and not self.needs_workload:
+            # Findings are immutable and this one depends only on the container's name, which repeats
+            # across a cluster (app, web, istio-proxy): share one instance per name (bounded).
+            shared = self._shared.get(container)
+            if shared is None:
+                shared = self._format(workload, container, outcome)
+                if len(self._shared) < _SHARED_FINDINGS_MAX:
+                    self._shared[container] = shared
+            return shared
+        return self._format(workload, container, outcome)
+
+    def _format(self, workload: Workload, container: str | None, outcome: Mapping[str, Any]) -> Finding:
+        check = self.check
+        try:
+            if self.plain and not outcome:
+                message = check.message.format(
+                    container=container or "",
+                    workload=str(workload.ref) if self.needs_workload else "",
+                )
+            else:
+                values = _Vars(self.params, outcome)
+                values.setdefault("container", container or "")
+                if self.needs_workload:
+                    values.setdefault("workload", str(workload.ref))
+                message = check.message.format_map(values)
+        except (ValueError, IndexError, AttributeError, KeyError):
+            message = check.title
+        return Finding(check.id, check.category, self.severity, message, container)
+
+
 def _selector(selector: Any) -> LabelMatcher:
     return compile_selector(selector.model_dump(by_alias=True, exclude_none=True) if selector else None)
 
@@ -149,6 +210,7 @@ class Engine:
             wc: tuple(a for a in self.active if wc in a.check.classes) for wc in WorkloadClass
         }
         self._ids_by_class = {wc: tuple(a.check.id for a in checks) for wc, checks in self._by_class.items()}
+        self._plans = {wc: tuple(_Step(a) for a in checks) for wc, checks in self._by_class.items()}
         match = spec.match
         self._namespaces = GlobSet(match.namespaces)
         self._excluded = GlobSet(match.exclude_namespaces)
@@ -173,7 +235,8 @@ class Engine:
         params = (settings.parameters if settings is not None else None) or check.default_params()
         severity = (settings.severity if settings is not None else None) or check.severity
         roles = check.roles
-        if roles is not None and check.category is Category.PROBES and not self.policy.spec.include_native_sidecars:
+        sidecars_judged = self.policy.spec.include_native_sidecars
+        if roles is not None and check.category is Category.PROBES and not sidecars_judged:
             roles = roles - {ContainerRole.SIDECAR}
         return ActiveCheck(check, params, severity, roles)
 
@@ -218,48 +281,43 @@ class Engine:
         self, workload: Workload, context: AuditContext = EMPTY_CONTEXT, now: datetime | None = None,
     ) -> Evaluation:
         """Judge one workload. Never raises: a crashing check is recorded in `errors`."""
-        result = Evaluation(self.name, workload.ref, checks_run=self._ids_by_class[workload.workload_class])
+        wclass = workload.workload_class
+        result = Evaluation(self.name, workload.ref, checks_run=self._ids_by_class[wclass])
         findings = result.findings
         judgements = 0
-        for active in self._by_class[workload.workload_class]:
-            check = active.check
+        containers = workload.containers
+        # The hot loop: plain tuples prepared at compile time, no attribute lookups per check.
+        for step in self._plans[wclass]:
             try:
-                if active.roles is None:
+                if step.roles is None:
                     judgements += 1
-                    outcome = check.workload_fn(workload, active.params, context)  # type: ignore[misc]
+                    outcome = step.workload_fn(workload, step.params, context)
                     if outcome is not None:
-                        findings.append(self._finding(active, workload, None, outcome))
+                        findings.append(step.finding(workload, None, outcome))
                     continue
-                for container in workload.containers:
-                    if container.role in active.roles:
+                for container in containers:
+                    if container.role in step.roles:
                         judgements += 1
-                        outcome = check.container_fn(container, workload, active.params)  # type: ignore[misc]
+                        outcome = step.container_fn(container, workload, step.params)
                         if outcome is not None:
-                            findings.append(self._finding(active, workload, container.name, outcome))
+                            findings.append(step.finding(workload, container.name, outcome))
             except Exception as error:  # a check bug must never stop the audit of the others
-                result.errors.append(f"{check.id}: {type(error).__name__}: {error}")
+                result.errors.append(f"{step.check.id}: {type(error).__name__}: {error}")
         result.results = judgements
         if findings and (self._exemptions or (self.policy.spec.allow_workload_exemptions
                                              and EXEMPT_ANNOTATION in workload.annotations)):
-            self._apply_exemptions(result, workload, now or datetime.now(timezone.utc))
+            self._apply_exemptions(result, workload, now or datetime.now(UTC))
         elif self._exemptions:
-            self._note_expired(result, workload, now or datetime.now(timezone.utc))
+            self._note_expired(result, workload, now or datetime.now(UTC))
         return result
 
     @staticmethod
     def _finding(active: ActiveCheck, workload: Workload, container: str | None, outcome: Mapping[str, Any],
                  ) -> Finding:
-        check = active.check
-        values = _Vars(active.params, outcome)
-        values.setdefault("container", container or "")
-        values.setdefault("workload", str(workload.ref))
-        try:
-            message = check.message.format_map(values)
-        except (ValueError, IndexError, AttributeError):
-            message = check.title
-        return Finding(check.id, check.category, active.severity, message, container)
+        return _Step(active).finding(workload, container, outcome)
 
-    def _applicable(self, workload: Workload, now: datetime) -> tuple[list[_Exemptor], list[ExpiredExemption]]:
+    def _applicable(self, workload: Workload, now: datetime,
+                    ) -> tuple[list[_Exemptor], list[ExpiredExemption]]:
         live: list[_Exemptor] = []
         expired: list[ExpiredExemption] = []
         for compiled in self._exemptions:
@@ -310,7 +368,7 @@ class _Exemptor:
 def parse_time(text: str) -> datetime:
     """An RFC 3339 time or a plain date (taken as midnight UTC). Raises ValueError."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def annotation_exemption(

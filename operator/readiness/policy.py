@@ -1,20 +1,34 @@
 """The ReadinessPolicy model: the single source of truth for the CRD (`readiness.crd` renders it).
 
 Field docstrings become the CRD's descriptions, so `kubectl explain readinesspolicy.spec...` shows them:
-write them for the platform engineer reading that output.
+write them for the platform engineer reading that output. Constraints declared here (patterns, bounds,
+enums, `__cel_rules__`) are enforced twice with the same meaning: by pydantic when the CLI or the operator
+loads a policy (`load_policy`), and by the API server through the generated CRD.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from readiness.checks import all_checks
+from readiness.checks import CATALOG, all_checks
 from readiness.checks.base import CheckParams, Severity
 
 API_GROUP = "readiness.dev"
@@ -25,26 +39,99 @@ PLURAL = "readinesspolicies"
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 """A Prometheus duration such as `30s`, `15m` or `1h30m`."""
 
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""An RFC 3339 date-time with an explicit offset. The API server's `date-time` format alone also accepts
+times without an offset; the pattern keeps the server as strict as `load_policy`."""
+
+KIND_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
+"""A Kubernetes kind: CamelCase, as in `Deployment`."""
+
+URL_PATTERN = r"^https?://"
+
+WILDCARD = "*"
+
+# Bounds keep objects small and let the API server's CEL cost estimator bound the rules below.
+MAX_GLOBS = 128
+MAX_EXEMPTIONS = 256
+MAX_NAME_LENGTH = 253
+MAX_REASON_LENGTH = 1024
+
 
 class Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", use_attribute_docstrings=True,
     )
 
+    __cel_rules__: ClassVar[list[tuple[str, str]]] = []
+    """(CEL rule, message) pairs that `readiness.crd` emits as `x-kubernetes-validations` on this object.
+    A class that declares one must enforce the same rule in a pydantic validator."""
+
+
+Glob = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+KindName = Annotated[str, Field(pattern=KIND_PATTERN, max_length=63)]
+
 
 class Enforcement(StrEnum):
+    """What the operator does about violations."""
+
     AUDIT = "audit"
     WARN = "warn"
     DENY = "deny"
 
 
+# -- check ids -------------------------------------------------------------------------------------------
+
+
+def unknown_check_message(check_id: str) -> str:
+    """`unknown check id 'x' (did you mean y?)`, shared by every place that names a check."""
+    close = difflib.get_close_matches(check_id, CATALOG, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown check id {check_id!r}{hint}"
+
+
+def _known_check_or_wildcard(value: str) -> str:
+    if value != WILDCARD and value not in CATALOG:
+        raise ValueError(unknown_check_message(value))
+    return value
+
+
+def _check_id_enum() -> list[str]:
+    return [WILDCARD, *(check.id for check in all_checks())]
+
+
+ExemptCheckId = Annotated[
+    str,
+    AfterValidator(_known_check_or_wildcard),
+    # The CRD lists the ids too, so the API server rejects a typo as well.
+    Field(json_schema_extra={"enum": _check_id_enum()}),
+]
+
+
+# -- selectors -------------------------------------------------------------------------------------------
+
+
 class LabelSelectorRequirement(Model):
-    key: str
+    """One set-based requirement on a label."""
+
+    __cel_rules__: ClassVar[list[tuple[str, str]]] = [(
+        "(self.operator == 'In' || self.operator == 'NotIn') == (has(self.values) && size(self.values) > 0)",
+        "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+    )]
+
+    key: Annotated[str, Field(min_length=1, max_length=317)]
     """The label key the requirement applies to."""
-    operator: Annotated[str, Field(pattern="^(In|NotIn|Exists|DoesNotExist)$")]
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     """One of In, NotIn, Exists, DoesNotExist."""
-    values: list[str] | None = None
+    values: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=MAX_GLOBS)] | None = None
     """Values for In and NotIn; must be empty for Exists and DoesNotExist."""
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(self.__cel_rules__[0][1])
+        return self
 
 
 class LabelSelector(Model):
@@ -52,54 +139,98 @@ class LabelSelector(Model):
 
     match_labels: dict[str, str] | None = None
     """Labels that must all be present with these values."""
-    match_expressions: list[LabelSelectorRequirement] | None = None
+    match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=32)] | None = None
     """Set-based requirements that must all hold."""
 
 
 class Match(Model):
     """Which workloads the policy judges. All given conditions must hold."""
 
-    namespaces: list[str] = Field(default_factory=list)
+    namespaces: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] = Field(default_factory=list)
     """Namespace globs to include (`team-*`). Empty means every namespace."""
-    exclude_namespaces: list[str] = Field(
+    exclude_namespaces: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] = Field(
         default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"]
     )
-    """Namespace globs to leave out; they win over `namespaces`. Defaults to the system namespaces."""
+    """Namespace globs to leave out; they win over `namespaces`. Defaults to the system namespaces; set it
+    to `[]` to judge those too."""
     namespace_selector: LabelSelector | None = None
     """Only namespaces whose labels match, for example `{matchLabels: {env: prod}}`."""
     selector: LabelSelector | None = None
     """Only workloads whose own labels match."""
-    kinds: list[str] = Field(default_factory=lambda: ["Deployment", "StatefulSet", "DaemonSet"])
+    kinds: Annotated[list[KindName], Field(min_length=1, max_length=32)] = Field(
+        default_factory=lambda: ["Deployment", "StatefulSet", "DaemonSet"]
+    )
     """Workload kinds to judge: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, or a
-    custom kind registered with the operator (such as Rollout)."""
+    custom kind registered with the operator (such as Rollout). Defaults to the long-running controllers."""
+
+
+# -- exemptions ------------------------------------------------------------------------------------------
+
+
+def _rfc3339(value: Any) -> Any:
+    """Accept an RFC 3339 string or a timezone-aware datetime (YAML parsers produce those); reject the
+    looser forms pydantic would take (dates, numbers, times without an offset)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("must be an RFC 3339 date-time with an offset, such as 2030-01-31T00:00:00Z")
+        return value
+    if isinstance(value, date) or not isinstance(value, str) or not re.match(RFC3339_PATTERN, value):
+        raise ValueError(f"must be an RFC 3339 date-time such as 2030-01-31T00:00:00Z, got {str(value)!r}")
+    return value
+
+
+Rfc3339 = Annotated[
+    datetime, BeforeValidator(_rfc3339), Field(json_schema_extra={"pattern": RFC3339_PATTERN}),
+]
 
 
 class Exemption(Model):
-    """A documented exception to the policy. It must give a reason; it may expire."""
+    """A documented exception to the policy. It must say whom it covers and why; it may expire."""
 
-    namespaces: list[str] = Field(default_factory=list)
-    """Namespace globs the exemption covers. Empty means any namespace."""
-    names: list[str] = Field(default_factory=list)
+    __cel_rules__: ClassVar[list[tuple[str, str]]] = [(
+        "(has(self.namespaces) && size(self.namespaces) > 0) || (has(self.names) && size(self.names) > 0)"
+        " || (has(self.kinds) && size(self.kinds) > 0) || has(self.selector)"
+        " || (has(self.containers) && size(self.containers) > 0)",
+        "an exemption must name namespaces, names, kinds, a selector or containers; "
+        "write namespaces: ['*'] to exempt every workload",
+    )]
+
+    namespaces: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] = Field(default_factory=list)
+    """Namespace globs the exemption covers. Empty means any namespace; `['*']` states a cluster-wide
+    exemption explicitly (an exemption must name at least one of namespaces, names, kinds, selector or
+    containers)."""
+    names: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] = Field(default_factory=list)
     """Workload name globs the exemption covers. Empty means any name."""
-    kinds: list[str] = Field(default_factory=list)
+    kinds: Annotated[list[KindName], Field(max_length=32)] = Field(default_factory=list)
     """Workload kinds the exemption covers. Empty means any kind."""
     selector: LabelSelector | None = None
     """Only workloads whose labels match."""
-    checks: Annotated[list[str], Field(min_length=1)]
-    """Check ids exempted, or `*` for all of them."""
-    containers: list[str] = Field(default_factory=list)
-    """Only these containers (globs). Empty means every container and workload-level findings too."""
-    reason: Annotated[str, Field(min_length=1)]
-    """Why the exception is acceptable, for the next person to read. Required."""
-    expires: datetime | None = None
-    """RFC 3339 time after which the exemption no longer applies and is reported as expired."""
+    checks: Annotated[list[ExemptCheckId], Field(min_length=1, max_length=64)]
+    """Check ids exempted, or `*` for all of them. Required."""
+    containers: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] = Field(default_factory=list)
+    """Only these containers (globs), for example an injected sidecar. Empty means every container and
+    workload-level findings too."""
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH)]
+    """Why the exception is acceptable, for the next person to read (a ticket link helps). Required."""
+    expires: Rfc3339 | None = None
+    """RFC 3339 time (`2030-01-31T00:00:00Z`) after which the exemption no longer applies; it is then
+    reported as expired in the status and reports. Unset: never expires."""
+
+    @model_validator(mode="after")
+    def _names_its_scope(self) -> Exemption:
+        if not (self.namespaces or self.names or self.kinds or self.selector is not None or self.containers):
+            raise ValueError(self.__cel_rules__[0][1])
+        return self
 
     def expired(self, now: datetime) -> bool:
         return self.expires is not None and _aware(self.expires) <= now
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# -- alerting and reporting ------------------------------------------------------------------------------
 
 
 class Alerting(Model):
@@ -107,11 +238,15 @@ class Alerting(Model):
 
     enabled: bool = True
     """Write alert rules for this policy."""
-    for_: Annotated[str, Field(alias="for", pattern=DURATION_PATTERN)] = "15m"
-    """How long a violation must last before the alert fires. Short values page on every rollout."""
+    for_: Annotated[str, Field(alias="for", pattern=DURATION_PATTERN, max_length=32)] = "15m"
+    """How long a violation must last before the alert fires (a Prometheus duration). Short values page on
+    every rollout."""
     labels: dict[str, str] = Field(default_factory=dict)
-    """Extra labels on every alert, for routing (`team: payments`)."""
-    runbook_url: str = "https://github.com/readiness-operator/readiness-operator/blob/main/docs/checks/"
+    """Extra labels on every alert, for routing (`team: payments`) and for the Prometheus rule selector
+    (`release: kube-prometheus-stack`)."""
+    runbook_url: Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)] = (
+        "https://github.com/readiness-operator/readiness-operator/blob/main/docs/checks/"
+    )
     """Base URL of the runbooks; the check id and `.md` are appended."""
     min_severity: Severity = Severity.WARNING
     """Findings below this severity do not alert (they still appear in reports and metrics)."""
@@ -130,37 +265,66 @@ class Reporting(Model):
     """Write wgpolicyk8s.io PolicyReports, one per namespace, when that CRD is installed."""
 
 
+# -- per-check settings ----------------------------------------------------------------------------------
+
+
 class CheckSettings(Model):
     """Per-check settings. Unset fields keep the catalog's defaults."""
 
     enabled: bool | None = None
     """Turn the check on or off. Unset keeps the catalog default (some checks are off by default)."""
     severity: Severity | None = None
-    """Override the check's default severity: info, warning or error."""
+    """Override the check's default severity: info, warning or error. Unset keeps the catalog's."""
+
+
+def _params_description(params: type[CheckParams]) -> str:
+    text = (params.__doc__ or "Parameters.").strip()
+    return f"{text} Fields left out keep their defaults." if params.model_fields else text
 
 
 def _check_settings_model(params: type[CheckParams], check_id: str) -> type[CheckSettings]:
     """A CheckSettings whose `parameters` field is the check's own typed parameter model."""
-    return create_model(  # type: ignore[no-any-return,call-overload]
+    optional_params: Any = params | None  # a runtime union, which create_model's stubs do not describe
+    return create_model(
         f"CheckSettings_{check_id.replace('-', '_')}",
         __base__=CheckSettings,
         __doc__=f"Settings of the check `{check_id}`.",
-        parameters=(params | None, Field(default=None, description=params.__doc__ or "Parameters.")),
+        parameters=(optional_params, Field(default=None, description=_params_description(params))),
     )
 
 
-def _checks_model() -> type[BaseModel]:
+class ChecksBase(BaseModel):
+    """Base of the generated `Checks` model: rejects unknown ids with the closest one suggested."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_ids(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            names = set(cls.model_fields)
+            for key in data:
+                if key not in CATALOG and key not in names:
+                    raise ValueError(unknown_check_message(str(key)))
+        return data
+
+
+def _check_description(check_id: str) -> str:
+    check = CATALOG[check_id]
+    state = "" if check.enabled_by_default else ", off by default"
+    return f"{check.title} ({check.category}, default severity {check.severity}{state})."
+
+
+def _checks_model() -> type[ChecksBase]:
     fields: dict[str, Any] = {}
     for check in all_checks():
         settings = _check_settings_model(check.params, check.id)
         fields[check.id.replace("-", "_")] = (
-            settings | None,
-            Field(default=None, alias=check.id, description=f"{check.title} ({check.category}, "
-                  f"default {check.severity}{'' if check.enabled_by_default else ', off by default'})."),
+            settings | None, Field(default=None, alias=check.id, description=_check_description(check.id)),
         )
-    return create_model(  # type: ignore[no-any-return,call-overload]
+    return create_model(
         "Checks",
-        __config__=ConfigDict(extra="forbid", populate_by_name=True),
+        __base__=ChecksBase,
         __doc__="Per-check overrides, keyed by check id. Checks not listed keep their defaults; unknown ids "
                 "are rejected. `readiness checks` lists the catalog.",
         **fields,
@@ -170,23 +334,26 @@ def _checks_model() -> type[BaseModel]:
 Checks = _checks_model()
 
 
+# -- the policy ------------------------------------------------------------------------------------------
+
+
 class ReadinessPolicySpec(Model):
     """What the policy judges, how strictly, and what it does about violations."""
 
     enforcement: Enforcement = Enforcement.AUDIT
     """audit: report only. warn: also return admission warnings to kubectl. deny: also reject workloads
-    with error-severity findings at admission."""
+    with error-severity findings at admission. Start with audit, move to warn, then deny."""
     match: Match = Field(default_factory=Match)
     """Which workloads the policy judges."""
     checks: Checks = Field(default_factory=Checks)  # type: ignore[valid-type]
     """Per-check overrides: enabled, severity and parameters."""
-    exemptions: list[Exemption] = Field(default_factory=list)
-    """Central, documented exceptions."""
+    exemptions: Annotated[list[Exemption], Field(max_length=MAX_EXEMPTIONS)] = Field(default_factory=list)
+    """Central, documented exceptions, each with a reason and optionally an expiry."""
     allow_workload_exemptions: bool = False
     """Let workload owners exempt themselves with the `readiness.dev/exempt`, `readiness.dev/exempt-reason`
     and `readiness.dev/exempt-until` annotations. Off by default: anyone who can annotate a workload could
     otherwise bypass central policy."""
-    audit_interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "10m"
+    audit_interval: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)] = "10m"
     """How often every matched workload is re-audited, to catch expired exemptions and PodDisruptionBudgets
     that appeared or vanished. Changes to workloads and policies are audited at once regardless."""
     include_native_sidecars: bool = True
@@ -206,11 +373,19 @@ class Metadata(BaseModel):
 class ReadinessPolicy(BaseModel):
     """A ReadinessPolicy as read from YAML or the API server (status is ignored here)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, use_attribute_docstrings=True)
     api_version: Annotated[str, Field(alias="apiVersion")] = f"{API_GROUP}/{API_VERSION}"
     kind: str = KIND
     metadata: Metadata
     spec: ReadinessPolicySpec = Field(default_factory=ReadinessPolicySpec)
+    """The policy: which workloads, which checks, how strictly."""
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if value != f"{API_GROUP}/{API_VERSION}":
+            raise ValueError(f"expected {API_GROUP}/{API_VERSION}, got {value}")
+        return value
 
     @field_validator("kind")
     @classmethod
@@ -223,20 +398,109 @@ class ReadinessPolicy(BaseModel):
     def name(self) -> str:
         return self.metadata.name
 
-    @model_validator(mode="after")
-    def _exemption_checks_known(self) -> ReadinessPolicy:
-        known = {c.id for c in all_checks()}
-        for index, exemption in enumerate(self.spec.exemptions):
-            for check_id in exemption.checks:
-                if check_id != "*" and check_id not in known:
-                    raise ValueError(f"spec.exemptions[{index}].checks: unknown check id {check_id!r}")
-        return self
-
 
 def parse_duration(text: str) -> float:
     """Seconds in a Prometheus duration string (`1h30m` -> 5400.0)."""
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
     return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", text))
+
+
+# -- loading with one-line errors ------------------------------------------------------------------------
+
+
+class PolicyError(ValueError):
+    """A policy that does not validate. Its str is one line: `<source>: <field path>: <problem>`."""
+
+
+def load_policy(data: Mapping[str, Any], source: str) -> ReadinessPolicy:
+    """Validate one ReadinessPolicy document; raise PolicyError naming the first bad field."""
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"{source}: expected a {KIND} mapping, got {type(data).__name__}")
+    try:
+        return ReadinessPolicy.model_validate(data)
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise PolicyError(f"{source}: {describe_error(errors[0])}{more}") from None
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """`spec.exemptions[0].reason: field required`: pydantic's error as a field path and a message."""
+    path = field_path(error["loc"])
+    message = _message(error)
+    return f"{path}: {message}" if path else message
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """`('spec', 'exemptions', 0, 'expires')` -> `spec.exemptions[0].expires`, in the YAML's spelling."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            name = to_camel(part) if "_" in part and part not in CATALOG else part
+            path += f".{name}" if path else name
+    return path
+
+
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+_PATTERN_MEANINGS = {
+    DURATION_PATTERN: "must be a Prometheus duration such as 30s, 15m or 1h30m",
+    KIND_PATTERN: "must be a CamelCase kind such as Deployment",
+    URL_PATTERN: "must be an http:// or https:// URL",
+}
+"""Patterns named in words: a regular expression is no help to the person reading the error."""
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field {error['loc'][-1]!r}{_field_hint(error['loc'])}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    if kind == "string_pattern_mismatch":
+        message = _PATTERN_MEANINGS.get(error.get("ctx", {}).get("pattern", ""), message)
+    for prefix in _PREFIXES:
+        message = message.removeprefix(prefix)
+    value = error.get("input")
+    if kind not in ("value_error", "assertion_error") and isinstance(value, str | int | float | bool):
+        message += f" (got {value!r})"
+    message = message[:1].lower() + message[1:]
+    return " ".join(message.split())
+
+
+def _field_hint(loc: tuple[int | str, ...]) -> str:
+    """` (did you mean X?)` from the fields of the model at `loc`'s parent, when one is close."""
+    model: type[BaseModel] | None = ReadinessPolicy
+    for part in loc[:-1]:
+        model = _child_model(model, part) if model is not None else None
+    if model is None:
+        return ""
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _child_model(model: type[BaseModel], part: int | str) -> type[BaseModel] | None:
+    if isinstance(part, int):  # list item: the model was already unwrapped from list[...]
+        return model
+    for name, field in model.model_fields.items():
+        if part in (name, field.alias):
+            return _model_in(field.annotation)
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside `X | None`, `list[X]` or `X` itself."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 # -- status: written by the operator, read by `kubectl get` and dashboards -------------------------------
@@ -250,7 +514,8 @@ class Condition(Model):
 
     type: str
     """`Ready` (the policy is being enforced) or `Valid` (the spec passed the operator's validation)."""
-    status: Annotated[str, Field(pattern="^(True|False|Unknown)$")]
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
     reason: str = ""
     """CamelCase reason, such as `Audited` or `InvalidSpec`."""
     message: str = ""
@@ -258,17 +523,24 @@ class Condition(Model):
     last_transition_time: str | None = None
     """When the status last changed (RFC 3339)."""
     observed_generation: int | None = None
+    """The spec generation this condition was computed from."""
 
 
 class Offender(Model):
     """A workload with findings, for the status's short list of the worst."""
 
     namespace: str
+    """The workload's namespace."""
     kind: str
+    """The workload's kind, such as Deployment."""
     name: str
+    """The workload's name."""
     errors: int = 0
+    """Open error-severity findings."""
     warnings: int = 0
+    """Open warning-severity findings."""
     infos: int = 0
+    """Open info-severity findings."""
     checks: list[str] = Field(default_factory=list)
     """The failing check ids (at most five)."""
 
@@ -277,8 +549,11 @@ class Summary(Model):
     """Counts over every workload the policy matched at the last audit."""
 
     matched: int = 0
+    """Workloads the policy judged."""
     compliant: int = 0
+    """Matched workloads without open findings."""
     violating: int = 0
+    """Matched workloads with at least one open finding."""
     by_severity: dict[str, int] = Field(default_factory=dict)
     """Open findings by severity: error, warning, info."""
     by_check: dict[str, int] = Field(default_factory=dict)
@@ -286,6 +561,8 @@ class Summary(Model):
 
 
 class ExemptionCounts(Model):
+    """How the policy's exemptions were used at the last audit."""
+
     active: int = 0
     """Exemptions that suppressed at least one finding at the last audit."""
     expired: int = 0
@@ -298,7 +575,9 @@ class RulesTarget(Model):
     kind: str = ""
     """PrometheusRule, ConfigMap (when the PrometheusRule CRD is not installed), or Disabled."""
     namespace: str = ""
+    """Namespace of the object holding the rules."""
     name: str = ""
+    """Name of the object holding the rules."""
 
 
 class ReadinessPolicyStatus(Model):
@@ -308,9 +587,17 @@ class ReadinessPolicyStatus(Model):
     """The spec generation the status describes."""
     last_audit_time: str | None = None
     """When every matched workload was last audited (RFC 3339)."""
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: Annotated[list[Condition], Field(json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+    })] = Field(default_factory=list)
+    """Ready and Valid, in the standard Kubernetes shape."""
     summary: Summary = Field(default_factory=Summary)
-    top_offenders: Annotated[list[Offender], Field(max_length=MAX_TOP_OFFENDERS)] = Field(default_factory=list)
+    """Counts over the matched workloads."""
+    top_offenders: Annotated[list[Offender], Field(max_length=MAX_TOP_OFFENDERS)] = Field(
+        default_factory=list
+    )
     """The workloads with the most severe findings, worst first (at most ten)."""
     exemptions: ExemptionCounts = Field(default_factory=ExemptionCounts)
+    """Active and expired exemptions."""
     rules: RulesTarget = Field(default_factory=RulesTarget)
+    """Where the alert rules were written."""

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ def _kubernetes_ldflags() -> tuple[str, ...]:
             f"-X {package}.gitMajor={major}",
             f"-X {package}.gitMinor={minor}",
             f"-X {package}.gitTreeState=clean",
+            f"-X {package}.gitCommit=",  # unknown from the module proxy; better empty than "$Format:%H$"
         ]
     return tuple(flags)
 
@@ -119,7 +119,7 @@ def locate(tool: GoTool, *, build: bool = True, progress: TextIO | None = None) 
         return found
     if not _is_executable(tool.cached_path):
         if not build:
-            raise BinaryError(f"{tool.name} {tool.version} is not built yet: run python -m readiness.envtest build")
+            raise BinaryError(f"{tool.name} {tool.version} missing: run python -m readiness.envtest build")
         siblings = [t for t in ALL_TOOLS if t.module == tool.module and provided_path(t) is None]
         build_tools(siblings, progress=progress)
     return tool.cached_path
@@ -179,13 +179,16 @@ def _go_build(tools: list[GoTool], out: TextIO) -> None:
     if go is None:
         raise BinaryError("`go` is not on PATH: install Go >= 1.26 or set KUBEBUILDER_ASSETS / TEST_ASSET_*")
     names = ", ".join(f"{tool.name} {tool.version}" for tool in tools)
-    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".build-") as staging:
-        command = _go_build_command(go, tools, Path(staging))
-        print(f"==> building {names} from the Go module proxy (minutes on a cold cache)", file=out, flush=True)
-        elapsed = _run_with_progress(command, module_dir, out)
-        for tool in tools:
-            tool.cached_path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(Path(staging) / tool.name, tool.cached_path)
+    # A fixed staging directory (we hold the module's lock) so an interrupted build leaves no litter.
+    staging = cache_dir() / f".staging-{tools[0].module}"
+    shutil.rmtree(staging, ignore_errors=True)
+    command = _go_build_command(go, tools, staging)
+    print(f"==> building {names} from the Go module proxy (slow when cold)", file=out, flush=True)
+    elapsed = _run_with_progress(command, module_dir, out)
+    for tool in tools:
+        tool.cached_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / tool.name, tool.cached_path)
+    shutil.rmtree(staging, ignore_errors=True)
     print(f"==> built {names} in {elapsed:.0f}s into {cache_dir()}", file=out, flush=True)
 
 
@@ -201,12 +204,10 @@ def _run_with_progress(command: list[str], cwd: Path, out: TextIO) -> float:
     """Run ``go build -v``, printing a heartbeat with the package count; raise with the output tail."""
     started = last_report = time.monotonic()
     tail: deque[str] = deque(maxlen=_ERROR_TAIL_LINES)
-    packages = 0
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
-    for line in process.stdout:
+    for packages, line in enumerate(process.stdout, start=1):
         tail.append(line.rstrip("\n"))
-        packages += 1
         now = time.monotonic()
         if now - last_report >= _PROGRESS_EVERY_SECONDS:
             last_report = now

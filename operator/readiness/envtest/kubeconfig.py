@@ -12,13 +12,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def write_kubeconfig(path: Path, server: str, ca_pem: bytes, user: str, credentials: dict[str, str]) -> Path:
+def local_cluster(server: str, ca_pem: bytes) -> dict[str, Any]:
+    """The kubeconfig ``cluster`` stanza for a server whose CA is ``ca_pem``."""
+    return {"server": server, "certificate-authority-data": _b64(ca_pem)}
+
+
+def write_kubeconfig(path: Path, cluster: dict[str, Any], user: str, credentials: dict[str, str]) -> Path:
     """Write a one-context kubeconfig for ``user`` (``credentials`` is the kubeconfig ``user`` stanza)."""
     config: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "envtest", "cluster": {
-            "server": server, "certificate-authority-data": _b64(ca_pem)}}],
+        "clusters": [{"name": "envtest", "cluster": cluster}],
         "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": user, "context": {"cluster": "envtest", "user": user}}],
         "current-context": user,

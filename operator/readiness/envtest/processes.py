@@ -10,6 +10,7 @@ Three layers, because each covers a way the others miss:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -65,18 +66,14 @@ class Child:
     def stop(self, timeout: float) -> None:
         """SIGTERM the process group, then SIGKILL it after ``timeout`` seconds; reap the child."""
         self._signal_group(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
         self._signal_group(signal.SIGKILL)  # also catches grandchildren left in the group
         self.process.wait()
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def group_alive(pgid: int) -> bool:

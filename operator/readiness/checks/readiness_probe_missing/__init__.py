@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from readiness.checks.base import (
     APP_AND_SIDECARS,
-    LONG_RUNNING,
     FAIL,
+    LONG_RUNNING,
     Category,
     Fail,
     NoParams,

@@ -57,7 +57,9 @@ def termination_grace_period(workload: Workload, params: Params, context: AuditC
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         return fail(seconds=seconds, problem="not an integer")
     if seconds < params.min_seconds:
-        return fail(seconds=seconds, problem=f"below the minimum of {params.min_seconds}s for a clean shutdown")
+        return fail(seconds=seconds,
+                    problem=f"below the minimum of {params.min_seconds}s for a clean shutdown")
     if seconds > params.max_seconds:
-        return fail(seconds=seconds, problem=f"above the maximum of {params.max_seconds}s for timely rollouts")
+        return fail(seconds=seconds,
+                    problem=f"above the maximum of {params.max_seconds}s for timely rollouts")
     return None

@@ -1,0 +1,235 @@
+"""Operator figures on the real local control plane (not a timed test: it prints, it never asserts).
+
+    .venv/bin/python benchmarks/operator_bench.py --count 1000
+    .venv/bin/python benchmarks/operator_bench.py --count 10000 --changes 200
+
+Measures, in one run:
+- raw PATCH baseline: a plain kubernetes-asyncio client patches one annotation on every Deployment with
+  the operator's write concurrency (the physical limit on this machine for our write pattern);
+- initial audit: the operator (a subprocess, so its RSS is its own) is started on N unaudited Deployments;
+  time until every one carries `readiness.dev/verdict`;
+- reaction latency: spec changes at `--rate` per second flip the verdict; p50/p99 from the change's
+  response to the annotation seen on a watch;
+- API writes per change and in a quiet steady state (apiserver_request_total deltas), and peak RSS.
+Targets (issue 4): initial audit within 1.5x the raw patches, p99 < 1 s at 10 changes/s, zero writes in
+steady state, RSS < 250 MB at 10,000 Deployments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio import watch
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "operator"))
+
+from readiness.checks import CATALOG  # noqa: E402
+from readiness.envtest import ControlPlane, ControlPlaneSettings  # noqa: E402
+from readiness.envtest.controlplane import free_port  # noqa: E402
+
+VERDICT = "readiness.dev/verdict"
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
+
+
+def deployment(name: str, namespace: str, probe: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": "registry.example/app:1.0"}
+    if probe:
+        container["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": 8080}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [container]}}}}
+
+
+def policy(namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": "bench"},
+            "spec": {"match": {"namespaces": [namespace]}, "alerting": {"enabled": False},
+                     "checks": {cid: {"enabled": cid == "readiness-probe-missing"} for cid in CATALOG}}}
+
+
+async def bounded(concurrency: int, coroutines: list[Any]) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(coroutine: Any) -> None:
+        async with semaphore:
+            await coroutine
+
+    await asyncio.gather(*(one(c) for c in coroutines))
+
+
+async def api_writes(api: k8s.ApiClient) -> float:
+    """Write requests counted by the API server on the resources the operator writes."""
+    response = await api.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
+    raw = response[0] if isinstance(response, tuple) else response
+    text = (await raw.read()).decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            if labels.get("verb") in WRITE_VERBS and labels.get("resource") in (
+                    "deployments", "events", "readinesspolicies", "configmaps", "policyreports"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def count_annotated(apps: k8s.AppsV1Api, namespace: str) -> int:
+    listed = await apps.list_namespaced_deployment(namespace, label_selector="readiness.dev/compliant")
+    return len(listed.items)
+
+
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_operator(kubeconfig: str, concurrency: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "readiness.controller", "--kubeconfig", kubeconfig, "--standalone",
+         "--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1", "--no-events",
+         "--no-prometheus-rules", "--write-concurrency", str(concurrency)],
+        env=env, stdout=subprocess.DEVNULL, stderr=open("/tmp/operator-bench.log", "wb"))
+
+
+async def run(args: argparse.Namespace, kubeconfig: str, kubectl: Any) -> None:
+    api = await k8s_config.new_client_from_config(config_file=kubeconfig)
+    api.configuration.connection_pool_maxsize = 100
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    await core.create_namespace({"metadata": {"name": namespace}})  # type: ignore[arg-type]
+    names = [f"d{i:05d}" for i in range(args.count)]
+    started = time.perf_counter()
+    await bounded(50, [apps.create_namespaced_deployment(
+        namespace, deployment(n, namespace, i % 2 == 0))  # type: ignore[arg-type]
+        for i, n in enumerate(names)])
+    print(f"created {args.count} Deployments in {time.perf_counter() - started:.1f}s")
+
+    started = time.perf_counter()
+    await bounded(args.concurrency, [apps.patch_namespaced_deployment(
+        n, namespace, {"metadata": {"annotations": {"bench/raw": "1"}}}) for n in names])
+    raw = time.perf_counter() - started
+    print(f"raw PATCH baseline: {raw:.2f}s ({args.count / raw:.0f} patches/s at concurrency "
+          f"{args.concurrency})")
+
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(policy(namespace)))
+    operator = start_operator(kubeconfig, args.concurrency)
+    try:
+        started = time.perf_counter()
+        while await count_annotated(apps, namespace) < args.count:
+            if operator.poll() is not None:
+                raise SystemExit("the operator exited: see /tmp/operator-bench.log")
+            await asyncio.sleep(0.5)
+        initial = time.perf_counter() - started
+        print(f"initial audit: {initial:.2f}s for {args.count} (ratio to raw patches {initial / raw:.2f}x, "
+              f"target <= 1.5x; includes the operator's start and initial list)")
+        await asyncio.sleep(3)
+        await latency(args, api, apps, namespace, names)
+        before = await api_writes(api)
+        await asyncio.sleep(args.quiet)
+        steady = await api_writes(api) - before
+        print(f"steady state: {steady:.0f} writes in {args.quiet:.0f}s (target 0)")
+        current = rss_mb(operator.pid, "VmRSS")
+        print(f"operator peak RSS: {rss_mb(operator.pid):.0f} MB (current {current:.0f} MB; "
+              "target < 250 MB at 10,000)")
+    finally:
+        operator.send_signal(signal.SIGTERM)
+        try:
+            operator.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        kubectl("delete", "readinesspolicy", "bench", "--ignore-not-found", "--timeout=30s", check=False)
+        kubectl("patch", "readinesspolicy", "bench", "--type=merge", "-p",
+                '{"metadata":{"finalizers":null}}', check=False)
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        await api.close()
+
+
+async def latency(args: argparse.Namespace, api: k8s.ApiClient, apps: k8s.AppsV1Api, namespace: str,
+                  names: list[str]) -> None:
+    """Flip verdicts at `args.rate` changes/s; time each change to its annotation, seen on a watch."""
+    pending: dict[str, tuple[float, str]] = {}
+    latencies: list[float] = []
+    stream = watch.Watch()
+    listed = await apps.list_namespaced_deployment(namespace, limit=1)
+
+    async def observe() -> None:
+        async for event in stream.stream(apps.list_namespaced_deployment, namespace,
+                                         resource_version=listed.metadata.resource_version):
+            meta = event["object"].metadata
+            expected = pending.get(meta.name)
+            if expected and (meta.annotations or {}).get(VERDICT) == expected[1]:
+                latencies.append(time.perf_counter() - expected[0])
+                del pending[meta.name]
+
+    watcher = asyncio.create_task(observe())
+    await asyncio.sleep(1)
+    before = await api_writes(api)
+    for index in range(args.changes):
+        name = names[index % len(names)]
+        probe = index % len(names) % 2 != 0  # the opposite of how it was created: the verdict flips
+        if index >= len(names):
+            probe = not probe
+        probe_value = {"httpGet": {"path": "/healthz", "port": 8080}} if probe else None
+        container = {"name": "app", "readinessProbe": probe_value}
+        change = {"spec": {"template": {"spec": {"containers": [container]}}}}
+        sent = time.perf_counter()
+        await apps.patch_namespaced_deployment(name, namespace, change)
+        pending[name] = (sent, "compliant" if probe else "violating")
+        await asyncio.sleep(max(0.0, 1 / args.rate - (time.perf_counter() - sent)))
+    deadline = time.perf_counter() + 10
+    while pending and time.perf_counter() < deadline:
+        await asyncio.sleep(0.1)
+    watcher.cancel()
+    writes = await api_writes(api) - before
+    if latencies:
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"reaction at {args.rate:g} changes/s: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+              f"p99 {p99 * 1000:.0f} ms over {len(latencies)} changes ({len(pending)} not seen; "
+              "target p99 < 1 s)")
+    print(f"API writes per change: {(writes - args.changes) / max(1, args.changes):.2f} by the operator "
+          f"(excluding the benchmark's own {args.changes} updates)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=10, help="write concurrency of both clients")
+    parser.add_argument("--rate", type=float, default=10.0, help="spec changes per second")
+    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--quiet", type=float, default=20.0, help="steady-state observation (s)")
+    parser.add_argument("--use-existing-cluster", action="store_true")
+    args = parser.parse_args()
+    plane = ControlPlane(ControlPlaneSettings.from_env(use_existing_cluster=args.use_existing_cluster))
+    plane.start()
+    try:
+        crd = str(ROOT / "crds" / "readinesspolicies.yaml")
+        plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", crd)
+        plane.kubectl("wait", "--for=condition=Established", "crd/readinesspolicies.readiness.dev")
+        plane.kubectl("create", "namespace", "readiness-system", check=False)
+        asyncio.run(run(args, str(plane.kubeconfig), plane.kubectl))
+    finally:
+        plane.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install Debian's prometheus package (prometheus + promtool) for the alert-rule tests.
+#
+# Idempotent: does nothing when /usr/bin/prometheus and /usr/bin/promtool are both present.
+# The package's postinst would start a system service; the tests start their own Prometheus on loopback,
+# so service starts are refused through policy-rc.d (exit 101) for the duration of the install, and a
+# service that got started anyway (a machine with systemd) is stopped and disabled afterwards.
+set -euo pipefail
+
+if [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]]; then
+    echo "install-prometheus: /usr/bin/prometheus and /usr/bin/promtool present; nothing to do"
+    exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO="sudo"
+fi
+
+POLICY=/usr/sbin/policy-rc.d
+BACKUP=""
+restore_policy() {
+    if [[ -n "$BACKUP" ]]; then
+        $SUDO mv -f "$BACKUP" "$POLICY"
+    else
+        $SUDO rm -f "$POLICY"
+    fi
+}
+if [[ -e "$POLICY" ]]; then
+    BACKUP="$(mktemp)"
+    $SUDO cp -p "$POLICY" "$BACKUP"
+fi
+echo "install-prometheus: refusing service starts through $POLICY during the install"
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+$SUDO chmod 755 "$POLICY"
+trap restore_policy EXIT
+
+echo "install-prometheus: apt-get update"
+$SUDO apt-get update -qq
+echo "install-prometheus: apt-get install prometheus (no recommends)"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    echo "install-prometheus: stopping and disabling the prometheus system service"
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
+
+echo "install-prometheus: $(/usr/bin/prometheus --version 2>&1 | head -n 1)"
+echo "install-prometheus: $(/usr/bin/promtool --version 2>&1 | head -n 1)"

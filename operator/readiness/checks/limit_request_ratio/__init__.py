@@ -1,0 +1,78 @@
+"""limit-request-ratio: limits far above requests overcommit nodes and hide real usage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from readiness.checks._helpers import mapping, parse_quantity
+from readiness.checks.base import ALL_ROLES, Category, CheckParams, Fail, Severity, container_check, fail
+from readiness.workload import Container, Workload
+
+
+class Params(CheckParams):
+    """The largest acceptable limit / request ratio."""
+
+    max_ratio: Annotated[float, Field(ge=1.0)] = 4.0
+    """Fail when a CPU or memory limit exceeds its request by more than this factor. 1.0 demands
+    Guaranteed-style limits equal to requests; larger values tolerate bursting."""
+
+
+def _ratio(requests: Mapping[str, Any], limits: Mapping[str, Any], name: str) -> float | None:
+    request = requests.get(name)
+    limit = limits.get(name)
+    if request is None or limit is None:
+        return None  # the *-missing checks judge absent values
+    try:
+        requested = parse_quantity(request)
+        return parse_quantity(limit) / requested if requested > 0 else None
+    except ValueError:
+        return None  # the API server rejects unparsable quantities; nothing to add here
+
+
+@container_check(
+    id="limit-request-ratio",
+    category=Category.RESOURCES,
+    severity=Severity.WARNING,
+    title="Resource limit is far above the request",
+    message="container {container}: {resource} limit is {ratio:.1f}x the request, above maxRatio {max_ratio}",
+    rationale="""
+The scheduler reserves requests; the limit is what a container may actually use. When limits are many
+times the requests, a node's pods can together use far more than the node has: memory runs out (OOM kills
+and evictions of innocent neighbours) and CPU is contended exactly when every replica gets busy at once.
+A large ratio also hides the real footprint of the workload from capacity planning.
+
+CPU and memory are both judged, only when both the request and the limit are set (the `*-missing` checks
+judge absence). Every container role is judged, plain init containers included: their requests and limits
+count towards the pod's effective reservation, and the check cannot fire on fields they leave unset.
+Quantities are parsed as Kubernetes does (`500m`, `1.5`, `512Mi`, `1G`, `1e9`).
+""",
+    remediation="""
+Bring the limit closer to the request, or raise the request to what the container really uses:
+
+```yaml
+resources:
+  requests: {cpu: 500m, memory: 512Mi}
+  limits: {cpu: "1", memory: 1Gi}
+```
+""",
+    params=Params,
+    roles=ALL_ROLES,
+    references=("kubernetes:LimitRange maxLimitRequestRatio", "kube-score:container-resources"),
+)
+def limit_request_ratio(container: Container, workload: Workload, params: Params) -> Fail | None:
+    resources = container.spec.get("resources")
+    if not resources:
+        return None
+    resources = mapping(resources)
+    requests = mapping(resources.get("requests"))
+    limits = mapping(resources.get("limits"))
+    if not requests or not limits:
+        return None
+    for name in ("memory", "cpu"):
+        ratio = _ratio(requests, limits, name)
+        if ratio is not None and ratio > params.max_ratio:
+            return fail(resource=name, ratio=ratio)
+    return None

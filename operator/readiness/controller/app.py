@@ -1,0 +1,114 @@
+"""Build and run the operator: Kopf settings, handler registry, startup and cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from typing import Any
+
+import kopf
+
+from readiness.controller import client
+from readiness.controller.auditor import Auditor
+from readiness.controller.handlers import Runtime, register, watched_kinds
+from readiness.controller.publisher import Publisher
+from readiness.controller.settings import OperatorSettings
+from readiness.controller.writer import Writer
+from readiness.metrics import ReadinessMetrics
+from readiness.workload import BUILTIN_KINDS, KindRegistry
+
+log = logging.getLogger(__name__)
+
+
+def kopf_settings(ours: OperatorSettings) -> kopf.OperatorSettings:
+    """Kopf's settings for an operator watching every workload of a big cluster."""
+    settings = kopf.OperatorSettings()
+    # Deliberate Events only: Kopf would otherwise mirror log lines onto objects.
+    settings.posting.enabled = False
+    settings.posting.loggers = False
+    settings.watching.server_timeout = ours.watch_server_timeout
+    settings.watching.client_timeout = ours.watch_client_timeout
+    settings.watching.connect_timeout = ours.connect_timeout
+    settings.networking.connect_timeout = ours.connect_timeout
+    settings.networking.request_timeout = ours.request_timeout
+    settings.queueing.worker_limit = ours.worker_limit
+    settings.peering.standalone = ours.standalone
+    settings.peering.clusterwide = True
+    settings.peering.priority = ours.priority
+    if ours.peering:
+        settings.peering.name = ours.peering
+        settings.peering.mandatory = True
+    # Policies are few: Kopf's default persistence (annotations on the policy) is fine for them.
+    return settings
+
+
+def build(ours: OperatorSettings) -> tuple[kopf.OperatorRegistry, kopf.OperatorSettings, Runtime]:
+    """A registry with every handler, Kopf's settings, and the runtime they share."""
+    kinds = KindRegistry(BUILTIN_KINDS)
+    runtime = Runtime(ours, kinds, watched_kinds(ours, kinds), metrics=ReadinessMetrics())
+    registry = kopf.OperatorRegistry()
+    runtime.registry = registry
+    register(runtime, registry)
+    _register_lifecycle(runtime, registry)
+    return registry, kopf_settings(ours), runtime
+
+
+def _register_lifecycle(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
+    @kopf.on.login(id="login", registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return client.connection_info(await client.load_configuration(runtime.settings))
+
+    @kopf.on.startup(id="startup", registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        await start(runtime, settings, kwargs)
+
+    @kopf.on.cleanup(id="cleanup", registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await stop(runtime)
+
+
+async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes: dict[str, Any]) -> None:
+    ours, state = runtime.settings, runtime.state
+    # Kopf hands the (still filling) indexes to startup handlers: keep them for every later audit.
+    state.workloads = {w.kind: indexes[f"workloads_{w.kind.lower()}"] for w in runtime.watched}
+    state.policies = indexes["policies"]
+    state.namespaces = indexes["namespaces"]
+    state.pdbs = indexes["pdbs"]
+    state.hpas = indexes["hpas"]
+    runtime.api = await client.api_client(ours)
+    runtime.writer = Writer(
+        runtime.api, runtime.metrics, concurrency=ours.write_concurrency, attempts=ours.retry_attempts,
+        base_delay=ours.retry_base_delay, max_delay=ours.retry_max_delay, event_rate=ours.event_rate,
+        event_burst=ours.event_burst, request_timeout=ours.request_timeout)
+    runtime.auditor = Auditor(ours, state, runtime.metrics, runtime.writer)
+    runtime.publisher = Publisher(ours, runtime.auditor, runtime.writer)
+    if ours.metrics_port:
+        runtime.metrics_port = runtime.metrics.serve(ours.metrics_port, ours.metrics_address)
+    runtime.tasks.append(asyncio.create_task(runtime.publisher.run(ours.status_interval)))
+    if ours.webhook_enabled:
+        # Imported only when enabled: the webhook's dependencies are not needed otherwise.
+        webhook = importlib.import_module("readiness.webhook")
+        webhook.configure(kopf_settings, ours, state, registry=runtime.registry)
+
+
+async def stop(runtime: Runtime) -> None:
+    for task in runtime.tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    runtime.tasks.clear()
+    if runtime.publisher is not None:
+        with contextlib.suppress(Exception):
+            await runtime.publisher.flush()  # the last verdicts reach the status before we exit
+    if runtime.api is not None:
+        await runtime.api.close()
+    runtime.metrics.close()
+
+
+def run(ours: OperatorSettings) -> None:
+    """Run until SIGINT/SIGTERM, cluster-wide."""
+    registry, settings, _runtime = build(ours)
+    kopf.run(registry=registry, settings=settings, clusterwide=True, standalone=ours.standalone,
+             priority=ours.priority, peering_name=ours.peering, liveness_endpoint=ours.liveness)

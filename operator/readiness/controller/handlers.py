@@ -1,0 +1,346 @@
+"""Kopf wiring: indexes and event handlers on workloads, full handlers and one timer on policies.
+
+Workloads get only `@kopf.index` and `@kopf.on.event`: those keep no state on the object, so no
+`kopf.zalando.org/*` annotation and no finalizer ever lands on a workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from readiness.context import disruption_budget
+from readiness.controller.auditor import Auditor
+from readiness.controller.output import Outputs
+from readiness.controller.publisher import Publisher
+from readiness.controller.settings import OperatorSettings
+from readiness.controller.state import IndexedWorkload, PolicyEntry, State, fingerprint
+from readiness.controller.writer import Writer
+from readiness.engine import Engine
+from readiness.metrics import ReadinessMetrics
+from readiness.policy import API_GROUP, API_VERSION, PLURAL, PolicyError, load_policy, parse_duration
+from readiness.workload import KindRegistry, MalformedWorkload, NotAWorkload, WorkloadRef, project
+
+log = logging.getLogger(__name__)
+
+BUILTIN_RESOURCES: Mapping[str, tuple[str, str, str]] = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "DaemonSet": ("apps", "v1", "daemonsets"),
+    "ReplicaSet": ("apps", "v1", "replicasets"),
+    "Job": ("batch", "v1", "jobs"),
+    "CronJob": ("batch", "v1", "cronjobs"),
+    "Pod": ("", "v1", "pods"),
+    "Rollout": ("argoproj.io", "v1alpha1", "rollouts"),
+}
+TIMER_TICK = 1.0
+"""The policy timer ticks this often and re-audits a policy when its auditInterval has elapsed: Kopf
+timers have one interval per handler, policies each have their own."""
+MIN_AUDIT_INTERVAL = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchedKind:
+    kind: str
+    group: str
+    version: str
+    plural: str
+
+
+@dataclasses.dataclass
+class Runtime:
+    """Everything the handlers share; the async parts are created in the startup handler."""
+
+    settings: OperatorSettings
+    kinds: KindRegistry
+    watched: list[WatchedKind]
+    state: State = dataclasses.field(default_factory=State)
+    metrics: ReadinessMetrics = dataclasses.field(default_factory=ReadinessMetrics)
+    auditor: Auditor | None = None
+    publisher: Publisher | None = None
+    writer: Writer | None = None
+    api: Any = None
+    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+    metrics_port: int | None = None
+    last_periodic: dict[str, float] = dataclasses.field(default_factory=dict)
+    policy_errors: dict[str, str] = dataclasses.field(default_factory=dict)
+    registry: kopf.OperatorRegistry | None = None
+
+
+def parse_custom_kind(text: str) -> tuple[Any, str | None]:
+    """`group/Kind[:plural]=template[,...]` -> (KindSpec, plural or None)."""
+    head, sep, rest = text.partition("=")
+    head, _, plural_part = head.partition(":")
+    return KindRegistry.parse_custom(f"{head}{sep}{rest}"), plural_part or None
+
+
+def watched_kinds(settings: OperatorSettings, kinds: KindRegistry) -> list[WatchedKind]:
+    watched: list[WatchedKind] = []
+    for kind in settings.kinds:
+        if kind not in BUILTIN_RESOURCES:
+            raise ValueError(f"--kinds: unknown kind {kind!r} (built-in: {', '.join(BUILTIN_RESOURCES)})")
+        group, version, plural = BUILTIN_RESOURCES[kind]
+        watched.append(WatchedKind(kind, group, version, plural))
+    for text in settings.custom_kinds:
+        spec, custom_plural = parse_custom_kind(text)
+        kinds.register(spec)
+        # Kopf resolves a kind name to the served plural and preferred version itself.
+        watched.append(WatchedKind(spec.kind, spec.group, "", custom_plural or spec.kind))
+    return watched
+
+
+# -- projections kept in the indexes ---------------------------------------------------------------------
+
+def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str,
+                   ) -> dict[WorkloadRef, IndexedWorkload]:
+    """The index entry of one workload; {} for a malformed one (logged once, counted, skipped)."""
+    try:
+        workload = project(body, runtime.kinds)
+    except (MalformedWorkload, NotAWorkload) as error:
+        meta = body.get("metadata") or {}
+        ref = WorkloadRef(str(body.get("kind")), str(meta.get("namespace") or ""),
+                          str(meta.get("name") or ""))
+        if runtime.state.malformed.get(ref) != str(error):
+            runtime.state.malformed[ref] = str(error)
+            log.warning("skipping malformed %s: %s", ref, error)
+        return {}
+    runtime.state.malformed.pop(workload.ref, None)
+    # The Workload keeps only the pod spec, labels and annotations: managedFields and status are dropped.
+    outputs = Outputs.observed(workload.annotations, workload.labels)
+    return {workload.ref: IndexedWorkload(workload, fingerprint(body), outputs, plural)}
+
+
+_engines: dict[tuple[str, str, int], PolicyEntry] = {}
+
+
+def index_policy(body: Mapping[str, Any]) -> dict[str, PolicyEntry]:
+    """Compile a policy once per generation. An invalid one is kept with its error (Valid=False)."""
+    meta = body.get("metadata") or {}
+    name, uid, generation = str(meta.get("name")), str(meta.get("uid")), int(meta.get("generation") or 0)
+    key = (name, uid, generation)
+    cached = _engines.get(key)
+    if cached is None:
+        data = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+        try:
+            policy = load_policy(data, f"ReadinessPolicy {name}")
+            engine = Engine(policy)
+            interval = max(MIN_AUDIT_INTERVAL, parse_duration(policy.spec.audit_interval))
+            cached = PolicyEntry(name, uid, generation, engine, None, interval)
+        except (PolicyError, ValueError) as error:
+            cached = PolicyEntry(name, uid, generation, None, str(error).splitlines()[0], 0.0)
+        _engines[key] = cached
+    return {name: cached}
+
+
+def index_pdb(body: Mapping[str, Any]) -> dict[str, Any]:
+    budget = disruption_budget(body)
+    return {budget.namespace: budget} if budget is not None else {}
+
+
+def index_hpa(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    target = spec.get("scaleTargetRef") or {}
+    minimum = spec.get("minReplicas", 1)
+    if not isinstance(minimum, int) or isinstance(minimum, bool) or not isinstance(target, Mapping):
+        return {}
+    namespace = str(meta.get("namespace") or "")
+    return {namespace: ((namespace, str(target.get("kind") or ""), str(target.get("name") or "")), minimum)}
+
+
+def context_fingerprint(body: Mapping[str, Any]) -> str:
+    return repr((body.get("spec"), (body.get("metadata") or {}).get("labels")))
+
+
+# -- registration ----------------------------------------------------------------------------------------
+
+def register(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
+    """Register every handler into `registry`, closing over `runtime` (no module-level globals, so tests
+    can run several operators one after another)."""
+    for watched in runtime.watched:
+        _register_workload(runtime, registry, watched)
+    _register_context(runtime, registry)
+    _register_policies(runtime, registry)
+
+
+def _resource(watched: WatchedKind) -> tuple[str, ...]:
+    if watched.version:
+        return (watched.group, watched.version, watched.plural)
+    return (watched.group, watched.plural)
+
+
+def _register_workload(runtime: Runtime, registry: kopf.OperatorRegistry, watched: WatchedKind) -> None:
+    resource = _resource(watched)
+    suffix = watched.kind.lower()
+
+    @kopf.index(*resource, id=f"workloads_{suffix}", registry=registry)
+    def workloads(body: kopf.Body, resource: kopf.Resource, **_: Any) -> dict[WorkloadRef, IndexedWorkload]:
+        return index_workload(runtime, body, resource.plural)
+
+    @kopf.on.event(*resource, id=f"audit_{suffix}", registry=registry)
+    async def audit(type: str | None, body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        ref = WorkloadRef(watched.kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        await on_workload_event(runtime, ref, type)
+
+
+async def on_workload_event(runtime: Runtime, ref: WorkloadRef, event_type: str | None) -> None:
+    auditor, state = runtime.auditor, runtime.state
+    assert auditor is not None
+    if event_type == "DELETED":
+        auditor.forget(ref)
+        return
+    item = state.workload(ref)
+    if item is None:  # malformed: logged by the index
+        auditor.forget(ref)
+        return
+    lock = auditor.locks.get(ref)
+    if lock is None or not lock.locked():  # the watch is the truth, unless our own write is in flight
+        state.known[ref] = item.outputs
+    if state.audited.get(ref) == item.fingerprint:
+        return  # our own patch, a status update, or nothing we judge: no evaluation at all
+    await auditor.audit(ref)
+
+
+def _register_context(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
+    state = runtime.state
+
+    @kopf.index("", "v1", "namespaces", id="namespaces", registry=registry)
+    def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    @kopf.on.event("", "v1", "namespaces", id="namespace_changed", registry=registry)
+    async def namespace_changed(name: str, labels: kopf.Labels, type: str | None, **_: Any) -> None:
+        current = dict(labels)
+        previous = state.seen_namespace_labels.get(name)
+        state.seen_namespace_labels[name] = current
+        if type == "DELETED":
+            state.seen_namespace_labels.pop(name, None)
+            return
+        if previous is None or previous == current:
+            return
+        if any(engine.uses_namespace_labels for engine in state.engines()):
+            await _reaudit(runtime, state.refs_in(name))
+
+    @kopf.index("policy", "v1", "poddisruptionbudgets", id="pdbs", registry=registry)
+    def pdbs(body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return index_pdb(body)
+
+    @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas", registry=registry)
+    def hpas(body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return index_hpa(body)
+
+    async def context_changed(kind: str, namespace: str | None, name: str, body: kopf.Body, type: str | None,
+                              ) -> None:
+        namespace = namespace or ""
+        key = f"{kind}/{namespace}/{name}"
+        current = "" if type == "DELETED" else context_fingerprint(body)
+        previous = state.seen_context.get(key)
+        if current:
+            state.seen_context[key] = current
+        else:
+            state.seen_context.pop(key, None)
+        if previous == current:
+            return
+        state.contexts.pop(namespace, None)
+        if type is not None:  # None: the initial listing, audited by the workloads' own events
+            await _reaudit(runtime, state.refs_in(namespace))
+
+    @kopf.on.event("policy", "v1", "poddisruptionbudgets", id="pdb_changed", registry=registry)
+    async def pdb_changed(namespace: str | None, name: str, body: kopf.Body, type: str, **_: Any) -> None:
+        await context_changed("pdb", namespace, name, body, type)
+
+    @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", id="hpa_changed", registry=registry)
+    async def hpa_changed(namespace: str | None, name: str, body: kopf.Body, type: str, **_: Any) -> None:
+        await context_changed("hpa", namespace, name, body, type)
+
+
+async def _reaudit(runtime: Runtime, refs: list[WorkloadRef]) -> None:
+    """Re-evaluate even though the workloads themselves did not change (their context did)."""
+    assert runtime.auditor is not None
+    for ref in refs:
+        runtime.state.audited.pop(ref, None)
+    await runtime.auditor.audit_many(refs)
+
+
+def _register_policies(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
+    resource = (API_GROUP, API_VERSION, PLURAL)
+
+    @kopf.index(*resource, id="policies", registry=registry)
+    def policies(body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return {}  # being deleted: judge nothing with it from now on
+        return index_policy(body)
+
+    @kopf.on.resume(*resource, id="policy_changed", registry=registry)
+    @kopf.on.create(*resource, id="policy_changed", registry=registry)
+    @kopf.on.update(*resource, id="policy_changed", registry=registry)
+    async def policy_changed(name: str, body: kopf.Body, reason: str, **_: Any) -> None:
+        await on_policy_changed(runtime, name, body, reason == kopf.Reason.RESUME)
+
+    @kopf.on.delete(*resource, id="policy_deleted", optional=True, registry=registry)
+    async def policy_deleted(name: str, **_: Any) -> None:
+        await on_policy_deleted(runtime, name)
+
+    @kopf.timer(*resource, id="periodic_audit", interval=TIMER_TICK, registry=registry)
+    async def periodic_audit(name: str, **_: Any) -> None:
+        await on_policy_tick(runtime, name)
+
+
+async def on_policy_changed(runtime: Runtime, name: str, body: Mapping[str, Any], resumed: bool) -> None:
+    auditor, publisher = runtime.auditor, runtime.publisher
+    assert auditor is not None and publisher is not None
+    entry = index_policy(body)[name]
+    publisher.seed(name, body.get("status"))
+    if entry.engine is None:
+        if runtime.policy_errors.get(name) != entry.error:
+            runtime.policy_errors[name] = entry.error or ""
+            log.warning("policy %s is invalid: %s", name, entry.error)  # logged once per error
+        refs = auditor.drop_policy(name)
+        await auditor.audit_many(refs)  # its part disappears from the workloads
+        await publisher.write_invalid(name, entry.error or "invalid", entry.generation)
+        await publisher.delete_rules(name)
+        return
+    runtime.policy_errors.pop(name, None)
+    await publisher.sync_rules(entry)
+    await auditor.audit_policy(name)
+    publisher.mark_audited(name, force=not resumed)
+    runtime.last_periodic[name] = time.monotonic()
+
+
+async def on_policy_deleted(runtime: Runtime, name: str) -> None:
+    auditor, publisher = runtime.auditor, runtime.publisher
+    assert auditor is not None and publisher is not None
+    refs = auditor.drop_policy(name)
+    await auditor.audit_many(refs)
+    await publisher.delete_rules(name)
+    await publisher.delete_reports(name)
+    publisher.forget(name)
+    runtime.last_periodic.pop(name, None)
+    runtime.policy_errors.pop(name, None)
+
+
+async def on_policy_tick(runtime: Runtime, name: str) -> None:
+    """Re-audit a policy's workloads when its auditInterval has elapsed: catches exemptions that
+    expired and PDBs that changed without any workload event."""
+    entry = runtime.state.policy(name)
+    if entry is None or entry.engine is None or runtime.auditor is None or runtime.publisher is None:
+        return
+    last = runtime.last_periodic.get(name)
+    now = time.monotonic()
+    if last is not None and now - last < entry.interval:
+        return
+    runtime.last_periodic[name] = now
+    if last is None:
+        return  # the create/resume handler audits first
+    state = runtime.state
+    for ref in state.matched_by(name):
+        state.audited.pop(ref, None)
+    await runtime.auditor.audit_policy(name)
+    runtime.publisher.mark_audited(name)

@@ -1,0 +1,199 @@
+"""What the operator writes on a workload, computed purely from verdicts: annotations, label, events.
+
+Kept free of I/O so that the contract (README) is tested by unit tests, and so that a restart computes
+exactly what is already on the object, and therefore writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from readiness.engine import Finding
+
+GROUP = "readiness.dev"
+VIOLATIONS = f"{GROUP}/violations"
+VERDICT = f"{GROUP}/verdict"
+POLICIES = f"{GROUP}/policies"
+COMPLIANT_LABEL = f"{GROUP}/compliant"
+OUR_ANNOTATIONS = (VIOLATIONS, VERDICT, POLICIES)
+OUR_LABELS = (COMPLIANT_LABEL,)
+MESSAGE_MAX_CHARS = 200
+"""One finding's message is cut here: the annotation is for triage, `readiness explain` has the rest."""
+TRUNCATION_RESERVE = len(b',{"truncated":1000000}')
+EVENT_LISTED_FINDINGS = 3
+"""An Event names this many findings and counts the rest: Events are read in `kubectl describe`."""
+
+FindingKey = tuple[str, str, str]
+"""(policy, check, container or "") identifies a finding across audits and restarts."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVerdict:
+    """One matching policy's findings on a workload, with where the policy wants them reported."""
+
+    policy: str
+    findings: tuple[Finding, ...]
+    annotations: bool = True
+    labels: bool = True
+    events: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Our keys on a workload. A key absent from the mapping (or None label) means "not there"."""
+
+    annotations: Mapping[str, str]
+    label: str | None
+
+    @classmethod
+    def observed(cls, annotations: Mapping[str, str], labels: Mapping[str, str]) -> Outputs:
+        return cls({k: annotations[k] for k in OUR_ANNOTATIONS if k in annotations},
+                   labels.get(COMPLIANT_LABEL))
+
+
+NOTHING = Outputs({}, None)
+
+
+def finding_key(policy: str, finding: Finding) -> FindingKey:
+    return (policy, finding.check, finding.container or "")
+
+
+def _entry(policy: str, finding: Finding) -> dict[str, str]:
+    entry = {"policy": policy, "check": finding.check}
+    if finding.container:
+        entry["container"] = finding.container
+    entry["severity"] = str(finding.severity)
+    message = finding.message
+    if len(message) > MESSAGE_MAX_CHARS:
+        message = message[: MESSAGE_MAX_CHARS - 1] + "…"
+    entry["message"] = message
+    return entry
+
+
+def _ordered(verdicts: Iterable[PolicyVerdict]) -> list[tuple[str, Finding]]:
+    """Worst first, so that truncation drops the least severe findings."""
+    pairs = [(v.policy, f) for v in verdicts for f in v.findings]
+    pairs.sort(key=lambda p: (-p[1].severity.rank, p[0], p[1].check, p[1].container or ""))
+    return pairs
+
+
+def violations_json(verdicts: Sequence[PolicyVerdict], max_bytes: int) -> str:
+    """Compact JSON list of findings, at most `max_bytes` long; a cut list ends with {"truncated": N}."""
+    pairs = _ordered(verdicts)
+    parts: list[bytes] = []
+    size = 2  # the brackets
+    for index, (policy, finding) in enumerate(pairs):
+        encoded = orjson.dumps(_entry(policy, finding))
+        remaining = len(pairs) - index - 1
+        budget = max_bytes - (TRUNCATION_RESERVE if remaining else 0)
+        if size + len(encoded) + (1 if parts else 0) > budget:
+            parts.append(orjson.dumps({"truncated": len(pairs) - index}))
+            break
+        parts.append(encoded)
+        size += len(encoded) + (1 if len(parts) > 1 else 0)
+    return "[" + b",".join(parts).decode() + "]"
+
+
+def parse_violations(text: str | None) -> tuple[frozenset[FindingKey], int]:
+    """The findings named in a previous annotation, and how many it left out (truncated). Unreadable
+    input counts as nothing named: at worst one Event too many, never a crash."""
+    if not text:
+        return frozenset(), 0
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return frozenset(), 0
+    keys: set[FindingKey] = set()
+    omitted = 0
+    for item in data if isinstance(data, list) else ():
+        if not isinstance(item, dict):
+            continue
+        if "truncated" in item and isinstance(item["truncated"], int):
+            omitted += item["truncated"]
+        elif "policy" in item and "check" in item:
+            keys.add((str(item["policy"]), str(item["check"]), str(item.get("container") or "")))
+    return frozenset(keys), omitted
+
+
+def desired_outputs(verdicts: Sequence[PolicyVerdict], max_bytes: int) -> Outputs:
+    """What our keys should be. Policies reporting neither way leave no trace; no policy, no keys."""
+    annotated = [v for v in verdicts if v.annotations]
+    labelled = [v for v in verdicts if v.labels]
+    annotations: dict[str, str] = {}
+    if annotated:
+        violating = any(v.findings for v in annotated)
+        annotations[VERDICT] = "violating" if violating else "compliant"
+        annotations[POLICIES] = ",".join(sorted(v.policy for v in annotated))
+        annotations[VIOLATIONS] = violations_json(annotated, max_bytes)
+    label = None
+    if labelled:
+        label = "false" if any(v.findings for v in labelled) else "true"
+    return Outputs(annotations, label)
+
+
+def merge_patch(current: Outputs, desired: Outputs) -> dict[str, object] | None:
+    """A JSON merge patch of metadata only, touching only keys that differ; None when nothing does."""
+    annotations: dict[str, str | None] = {}
+    for key in OUR_ANNOTATIONS:
+        if current.annotations.get(key) != desired.annotations.get(key):
+            annotations[key] = desired.annotations.get(key)
+    metadata: dict[str, object] = {}
+    if annotations:
+        metadata["annotations"] = annotations
+    if current.label != desired.label:
+        metadata["labels"] = {COMPLIANT_LABEL: desired.label}
+    return {"metadata": metadata} if metadata else None
+
+
+@dataclass(frozen=True, slots=True)
+class EventIntent:
+    """An Event to post: type Warning or Normal, reason, one-line message."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def finding_keys(verdicts: Sequence[PolicyVerdict]) -> frozenset[FindingKey]:
+    return frozenset(finding_key(v.policy, f) for v in verdicts if v.events for f in v.findings)
+
+
+def event_intent(verdicts: Sequence[PolicyVerdict], previous: frozenset[FindingKey], previous_omitted: int,
+                 ) -> EventIntent | None:
+    """The Event this change deserves, if any.
+
+    `previous` is what we last reported (from memory, or from the annotation after a restart), so an
+    unchanged state never posts twice. A previous annotation that was truncated hides some findings: then
+    only a grown total counts as new, so a restart does not re-announce the hidden ones.
+    """
+    reporting = [v for v in verdicts if v.events]
+    if not reporting:
+        return None
+    names = {v.policy for v in reporting}
+    # Findings of policies that no longer report (deleted, events off) neither count as fixed nor as new.
+    previous = frozenset(k for k in previous if k[0] in names)
+    current = finding_keys(reporting)
+    new = current - previous
+    if previous_omitted and len(current) <= len(previous) + previous_omitted:
+        new = frozenset()
+    if new:
+        return EventIntent("Warning", "ReadinessViolation", _violation_message(reporting, new))
+    if not current and (previous or previous_omitted):
+        listed = ", ".join(sorted(names))
+        return EventIntent("Normal", "ReadinessRestored", f"Compliant with readiness policy {listed}")
+    return None
+
+
+def _violation_message(verdicts: Sequence[PolicyVerdict], new: frozenset[FindingKey]) -> str:
+    listed: list[str] = []
+    for policy, finding in _ordered(verdicts):
+        if finding_key(policy, finding) in new:
+            where = f" ({finding.container})" if finding.container else ""
+            listed.append(f"{policy}/{finding.check}{where} [{finding.severity}]")
+    head = ", ".join(listed[:EVENT_LISTED_FINDINGS])
+    more = len(listed) - EVENT_LISTED_FINDINGS
+    suffix = f" and {more} more" if more > 0 else ""
+    return f"New readiness findings: {head}{suffix}"

@@ -1,0 +1,231 @@
+"""The operator's settings: every field documents its default and the trade-off behind it.
+
+Each field can be set by a command-line flag (`--metrics-port 8080`) or an environment variable
+(`READINESS_METRICS_PORT=8080`); the flag wins. Lists are comma-separated, mappings `k=v,k2=v2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ENV_PREFIX = "READINESS_"
+
+
+@dataclasses.dataclass
+class OperatorSettings:
+    """How the operator runs. Defaults suit a production cluster of up to tens of thousands of workloads."""
+
+    metrics_port: int = 8080
+    """Port of the Prometheus `/metrics` endpoint. 0 disables it (tests that do not scrape)."""
+    metrics_address: str = "0.0.0.0"
+    """Address the metrics endpoint binds to. `0.0.0.0` lets Prometheus scrape the pod; use `127.0.0.1`
+    when a sidecar proxy (kube-rbac-proxy) fronts it."""
+    operator_namespace: str = "readiness-system"
+    """Namespace holding the generated PrometheusRules (or their ConfigMap fallbacks). It must exist."""
+    standalone: bool = True
+    """Run without peering. True suits one replica and the tests; set False with `--peering` for HA."""
+    peering: str | None = None
+    """Name of the (cluster-wide) KopfPeering object. With two replicas, give each a distinct `priority`:
+    replicas with equal priority all pause."""
+    priority: int = 0
+    """Peering priority of this replica; only the highest-priority replica handles events."""
+    liveness: str | None = None
+    """Kopf liveness endpoint URL (`http://0.0.0.0:8081/healthz`); None disables it."""
+    kubeconfig: str | None = None
+    """Kubeconfig file; None uses the in-cluster service account, then `KUBECONFIG` / `~/.kube/config`."""
+    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet")
+    """Built-in workload kinds to watch. Every watched kind costs one watch stream and its index's memory:
+    add ReplicaSet, Job, CronJob or Pod only if a policy judges them (Pods are numerous and short-lived)."""
+    custom_kinds: tuple[str, ...] = ()
+    """Custom kinds as `group/Kind=path.to.template[,replicas=path][,class=...]`, e.g.
+    `argoproj.io/Rollout=spec.template,replicas=spec.replicas`. The plural is the lower-cased kind + `s`
+    unless given as `group/Kind:plural=...`."""
+    annotations: bool = True
+    """Write `readiness.dev/verdict|violations|policies` on workloads. Off: only metrics, status, events."""
+    labels: bool = True
+    """Write the label `readiness.dev/compliant`, so `kubectl get -l readiness.dev/compliant=false` works."""
+    events: bool = True
+    """Post `ReadinessViolation` / `ReadinessRestored` Events. Never repeated for an unchanged state."""
+    policy_reports: bool = True
+    """Write wgpolicyk8s.io/v1alpha2 PolicyReports when that CRD is installed."""
+    prometheus_rules: bool = True
+    """Write a PrometheusRule per policy (a ConfigMap when the CRD is absent)."""
+    rule_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Labels on generated PrometheusRules, e.g. `release=kube-prometheus-stack` so that the stack's rule
+    selector picks them up. Empty: the stack must be configured to select all rules."""
+    violations_max_bytes: int = 4096
+    """Bound on the `readiness.dev/violations` annotation. Total annotations are limited to 256 KiB per
+    object and large annotations slow down every client listing workloads; beyond it the list is cut and
+    ends with `{"truncated": N}`."""
+    write_concurrency: int = 10
+    """API writes in flight at once. Higher converges a big cluster faster but competes with other
+    clients for the API server's priority-and-fairness seats."""
+    worker_limit: int = 100
+    """Kopf's per-object worker limit. Unbounded by default in Kopf, which means one task per object on
+    start-up: tens of thousands at once."""
+    retry_attempts: int = 6
+    """Attempts for a write that fails with 409, 429 or 5xx before giving up (until the next change)."""
+    retry_base_delay: float = 0.2
+    """First backoff delay (s); doubled each attempt, with full jitter, capped by `retry_max_delay`."""
+    retry_max_delay: float = 10.0
+    """Longest backoff delay (s), unless the server's Retry-After asks for more."""
+    event_rate: float = 5.0
+    """Events posted per second at most, across all workloads (token bucket). Excess Events are dropped
+    and counted: a mass violation must not flood etcd."""
+    event_burst: int = 20
+    """Token bucket size: Events that may be posted at once after a quiet period."""
+    status_interval: float = 1.0
+    """At most one status (and PolicyReport) write per policy per this many seconds: a storm of workload
+    changes costs one write per policy, not one per change."""
+    watch_server_timeout: float = 300.0
+    """Server-side watch timeout (s). Set so that a silently dead watch is re-established (Kopf #847)."""
+    watch_client_timeout: float = 330.0
+    """Client-side watch timeout (s); a little above the server's so that the server closes first."""
+    connect_timeout: float = 30.0
+    """TCP/TLS connect timeout (s) for watches and requests."""
+    request_timeout: float = 60.0
+    """Whole-request timeout (s) of short API calls."""
+    user_agent: str = "readiness-operator/0.1.0"
+    """User-Agent of our own API client, to tell our requests apart in audit logs."""
+    webhook_enabled: bool = False
+    """Serve the admission webhook (readiness.webhook) from this process."""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Settings other components register (the webhook's flags); read by them, ignored here."""
+
+    @property
+    def field_docs(self) -> dict[str, str]:
+        return field_docs()
+
+
+def field_docs() -> dict[str, str]:
+    """Field name -> docstring, read from the source (dataclasses do not keep attribute docstrings)."""
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(OperatorSettings)))
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, following in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def _parse_mapping(text: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _convert(name: str, text: str) -> Any:
+    default = getattr(OperatorSettings(), name)
+    if isinstance(default, bool):
+        return _parse_bool(text)
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, tuple):
+        return _parse_list(text)
+    if isinstance(default, Mapping):
+        return _parse_mapping(text)
+    return text or None
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings given as `READINESS_<FIELD>` environment variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(OperatorSettings):
+        key = ENV_PREFIX + field.name.upper()
+        if key in environ and field.name != "extra":
+            try:
+                values[field.name] = _convert(field.name, environ[key])
+            except ValueError as error:
+                raise ValueError(f"{key}: {error}") from None
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `python -m readiness.controller`, one per setting, with the setting's docstring."""
+    docs = field_docs()
+    parser.add_argument("--metrics-port", type=int, help=docs["metrics_port"])
+    parser.add_argument("--metrics-address", help=docs["metrics_address"])
+    parser.add_argument("--operator-namespace", help=docs["operator_namespace"])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--peering", metavar="NAME", help=docs["peering"])
+    mode.add_argument("--standalone", action="store_true", default=None, help=docs["standalone"])
+    parser.add_argument("--priority", type=int, help=docs["priority"])
+    parser.add_argument("--liveness", metavar="URL", help=docs["liveness"])
+    parser.add_argument("--kubeconfig", help=docs["kubeconfig"])
+    parser.add_argument("--kinds", type=_parse_list, help=docs["kinds"])
+    parser.add_argument("--custom-kind", dest="custom_kinds", action="append", help=docs["custom_kinds"])
+    for name in ("annotations", "labels", "events", "policy_reports", "prometheus_rules"):
+        flag = "--no-" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, action="store_false", default=None, help=docs[name])
+    parser.add_argument("--rule-labels", type=_parse_mapping, metavar="K=V,...", help=docs["rule_labels"])
+    for name in ("violations_max_bytes", "write_concurrency", "worker_limit", "retry_attempts",
+                 "event_burst"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, help=docs[name])
+    for name in ("event_rate", "status_interval", "retry_base_delay", "retry_max_delay",
+                 "watch_server_timeout", "watch_client_timeout", "connect_timeout", "request_timeout"):
+        parser.add_argument("--" + name.replace("_", "-"), type=float, help=docs[name])
+    parser.add_argument("--webhook", dest="webhook_enabled", action="store_true", default=None,
+                        help=docs["webhook_enabled"])
+
+
+def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
+              extra: Mapping[str, Any] | None = None) -> OperatorSettings:
+    """Defaults, overridden by the environment, overridden by flags."""
+    values = from_env(environ)
+    names = {f.name for f in dataclasses.fields(OperatorSettings)}
+    for name, value in vars(args).items():
+        if name in names and value is not None:
+            values[name] = tuple(value) if name == "custom_kinds" else value
+    if values.get("peering"):
+        values["standalone"] = False
+    settings = OperatorSettings(**values)
+    settings.extra.update(extra or {})
+    validate(settings)
+    return settings
+
+
+def validate(settings: OperatorSettings) -> None:
+    """One-line errors for impossible combinations."""
+    positive: Sequence[str] = ("write_concurrency", "worker_limit", "retry_attempts", "event_burst",
+                               "violations_max_bytes")
+    for name in positive:
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(settings, name)}")
+    if settings.violations_max_bytes < 64:
+        raise ValueError("violations_max_bytes must be at least 64")
+    if settings.event_rate <= 0:
+        raise ValueError("event_rate must be positive")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise ValueError(f"metrics_port out of range: {settings.metrics_port}")

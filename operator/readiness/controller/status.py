@@ -1,0 +1,132 @@
+"""A policy's status, computed purely from the latest verdicts held in memory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from readiness.checks.base import Severity
+from readiness.engine import Evaluation, Finding
+from readiness.policy import MAX_TOP_OFFENDERS, ReadinessPolicyStatus
+from readiness.workload import WorkloadRef
+
+OFFENDER_CHECKS = 5
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _severity_counts(findings: list[Finding]) -> Counter[str]:
+    return Counter(str(f.severity) for f in findings)
+
+
+def _offender(ref: WorkloadRef, result: Evaluation) -> dict[str, Any]:
+    counts = _severity_counts(result.findings)
+    checks = sorted({f.check for f in result.findings})[:OFFENDER_CHECKS]
+    return {"namespace": ref.namespace, "kind": ref.kind, "name": ref.name,
+            "errors": counts[Severity.ERROR], "warnings": counts[Severity.WARNING],
+            "infos": counts[Severity.INFO], "checks": checks}
+
+
+def _worst_first(item: dict[str, Any]) -> tuple[int, int, int, str, str, str]:
+    return (-item["errors"], -item["warnings"], -item["infos"],
+            item["namespace"], item["kind"], item["name"])
+
+
+def _exemption_key(ref: WorkloadRef, source: str) -> str:
+    # A policy exemption is one object however many workloads it covers; an annotation is per workload.
+    return f"{source}@{ref}" if source == "annotation" else source
+
+
+def summarize(results: Mapping[WorkloadRef, Evaluation]) -> dict[str, Any]:
+    """summary, topOffenders and exemptions, in the CRD's camelCase."""
+    by_severity: Counter[str] = Counter()
+    by_check: Counter[str] = Counter()
+    offenders: list[dict[str, Any]] = []
+    active: set[str] = set()
+    expired: set[str] = set()
+    violating = 0
+    for ref, result in results.items():
+        if result.findings:
+            violating += 1
+            by_severity.update(_severity_counts(result.findings))
+            by_check.update(f.check for f in result.findings)
+            offenders.append(_offender(ref, result))
+        active.update(_exemption_key(ref, e.source) for e in result.exempted)
+        expired.update(_exemption_key(ref, e.source) for e in result.expired_exemptions)
+    offenders.sort(key=_worst_first)
+    return {
+        "summary": {"matched": len(results), "compliant": len(results) - violating, "violating": violating,
+                    "bySeverity": dict(sorted(by_severity.items())),
+                    "byCheck": dict(sorted(by_check.items()))},
+        "topOffenders": offenders[:MAX_TOP_OFFENDERS],
+        "exemptions": {"active": len(active), "expired": len(expired)},
+    }
+
+
+def condition(type_: str, ok: bool, reason: str, message: str, generation: int | None,
+              previous: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A condition whose lastTransitionTime moves only when its status does."""
+    status = "True" if ok else "False"
+    old = next((c for c in previous or () if c.get("type") == type_), None)
+    since = old.get("lastTransitionTime") if old and old.get("status") == status else None
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": since or now_rfc3339(), "observedGeneration": generation}
+
+
+def valid_status(summary: dict[str, Any], rules: Mapping[str, str], generation: int | None,
+                 audit_time: str | None, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    previous_conditions = list((previous or {}).get("conditions") or ())
+    matched = summary["summary"]["matched"]
+    status = {
+        "observedGeneration": generation,
+        "lastAuditTime": audit_time,
+        "conditions": [
+            condition("Ready", True, "Audited", f"{matched} workloads audited", generation,
+                      previous_conditions),
+            condition("Valid", True, "Valid", "", generation, previous_conditions),
+        ],
+        **summary,
+        "rules": dict(rules),
+    }
+    return _checked(status)
+
+
+def invalid_status(error: str, generation: int | None, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    previous_conditions = list((previous or {}).get("conditions") or ())
+    return _checked({
+        "observedGeneration": generation,
+        "lastAuditTime": (previous or {}).get("lastAuditTime"),
+        "conditions": [
+            condition("Ready", False, "InvalidSpec", "not enforced: the spec is invalid", generation,
+                      previous_conditions),
+            condition("Valid", False, "InvalidSpec", error, generation, previous_conditions),
+        ],
+        "summary": {"matched": 0, "compliant": 0, "violating": 0, "bySeverity": {}, "byCheck": {}},
+        "topOffenders": [],
+        "exemptions": {"active": 0, "expired": 0},
+        "rules": {"kind": "", "namespace": "", "name": ""},
+    })
+
+
+def _checked(status: dict[str, Any]) -> dict[str, Any]:
+    """Round-trip through the status model: a field-name drift fails in unit tests, not in the cluster."""
+    model = ReadinessPolicyStatus.model_validate(status)
+    return model.model_dump(by_alias=True, mode="json")
+
+
+def comparable(status: Mapping[str, Any] | None) -> Any:
+    """The status without the fields that move on their own (times), to decide whether to write."""
+    if not status:
+        return None
+    try:  # normalise: the API server drops nulls we sent, which must not look like a change
+        status = _checked(dict(status))
+    except ValueError:
+        return None
+    stripped = {k: v for k, v in status.items() if k != "lastAuditTime"}
+    stripped["conditions"] = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+                              for c in status.get("conditions") or ()]
+    return stripped

@@ -1,0 +1,52 @@
+"""The JSON report: a stable schema (`readiness.dev/audit/v1`, documented in docs/cli.md).
+
+Fields are only ever added within a schema version; renaming or removing one bumps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from readiness.report import RenderOptions
+from readiness.report.common import exempted_dict, expired_dict, finding_dict
+from readiness.report.model import AuditResult, WorkloadResult
+
+SCHEMA_VERSION = "readiness.dev/audit/v1"
+
+
+def document(result: AuditResult) -> dict[str, Any]:
+    summary = result.summary()
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "summary": {
+            "policies": result.policies,
+            "workloads": summary.workloads, "compliant": summary.compliant, "violating": summary.violating,
+            "findings": dict(summary.findings), "exempted": summary.exempted,
+            "judgements": summary.judgements, "score": summary.score, "unmatched": summary.unmatched,
+            "skipped": sum(result.skipped.values()), "errors": len(result.errors),
+        },
+        "workloads": [_workload(w) for w in result.workloads],
+        "skipped": [{"kind": kind, "count": count} for kind, count in sorted(result.skipped.items())],
+        "errors": [{"file": e.source, "line": e.line, "message": e.message} for e in result.errors],
+    }
+
+
+def _workload(result: WorkloadResult) -> dict[str, Any]:
+    ref = result.workload.ref
+    return {
+        "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
+        "file": result.document.source, "line": result.document.line,
+        "compliant": result.compliant,
+        "policies": [e.policy for e in result.evaluations],
+        "findings": [finding_dict(result, policy, f) for policy, f in result.findings],
+        "exempted": [exempted_dict(result, policy, x) for policy, x in result.exempted],
+        "expiredExemptions": [expired_dict(e.policy, x) for e in result.evaluations
+                              for x in e.expired_exemptions],
+        "notices": [n for e in result.evaluations for n in e.notices],
+    }
+
+
+def render(result: AuditResult, options: RenderOptions) -> str:
+    return orjson.dumps(document(result), option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -1,0 +1,107 @@
+"""SARIF 2.1.0 for code scanning (GitHub, GitLab, Azure DevOps): one rule per check, one result per
+finding, located at the container's `name:` line when the finding names a container.
+
+Exempted findings are kept as results with an external suppression carrying the reason, so the UI
+shows them as dismissed rather than forgetting them. `partialFingerprints` identify a finding by policy,
+check, workload and container (not by line), so moving a manifest around does not reopen alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from readiness import __version__
+from readiness.checks.base import Check, Severity
+from readiness.engine import Finding
+from readiness.report import RenderOptions
+from readiness.report.common import relative_uri
+from readiness.report.model import AuditResult, WorkloadResult
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+DOCS_BASE = "https://github.com/readiness-operator/readiness-operator/blob/main/docs/checks/"
+LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+FINGERPRINT = "readinessFinding/v1"
+
+
+def render(result: AuditResult, options: RenderOptions) -> str:
+    return orjson.dumps(document(result), option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def document(result: AuditResult) -> dict[str, Any]:
+    index = {check.id: i for i, check in enumerate(result.checks)}
+    results: list[dict[str, Any]] = []
+    for workload in result.workloads:
+        for policy, finding in workload.findings:
+            results.append(_result(workload, policy, finding, index))
+        for policy, exempted in workload.exempted:
+            entry = _result(workload, policy, exempted.finding, index)
+            entry["suppressions"] = [{"kind": "external", "status": "accepted",
+                                      "justification": exempted.reason}]
+            results.append(entry)
+    return {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "readiness", "version": __version__, "semanticVersion": __version__,
+                "informationUri": "https://github.com/readiness-operator/readiness-operator",
+                "rules": [_rule(check) for check in result.checks],
+            }},
+            "invocations": [_invocation(result)],
+            "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "The working directory."}}},
+            "results": results,
+        }],
+    }
+
+
+def _rule(check: Check[Any]) -> dict[str, Any]:
+    return {
+        "id": check.id,
+        "name": "".join(part.capitalize() for part in check.id.split("-")),
+        "shortDescription": {"text": check.title},
+        "fullDescription": {"text": check.rationale},
+        "help": {"text": check.remediation, "markdown": check.remediation},
+        "helpUri": f"{DOCS_BASE}{check.id}.md",
+        "defaultConfiguration": {"level": LEVELS[check.severity]},
+        "properties": {"category": check.category.value, "tags": ["kubernetes", check.category.value]},
+    }
+
+
+def _result(workload: WorkloadResult, policy: str, finding: Finding, index: dict[str, int]) -> dict[str, Any]:
+    ref = workload.workload.ref
+    identity = f"{policy}|{finding.check}|{ref.kind}|{ref.namespace}|{ref.name}|{finding.container or ''}"
+    entry: dict[str, Any] = {
+        "ruleId": finding.check,
+        "level": LEVELS[finding.severity],
+        "message": {"text": f"{ref}: {finding.message}"},
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": relative_uri(workload.document.source), "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": workload.line_of(finding)},
+            },
+            "logicalLocations": [{"name": ref.name, "fullyQualifiedName": str(ref), "kind": "object"}],
+        }],
+        "partialFingerprints": {FINGERPRINT: hashlib.sha256(identity.encode()).hexdigest()[:32]},
+        "properties": {"policy": policy, "category": finding.category.value,
+                       "container": finding.container},
+    }
+    if finding.check in index:
+        entry["ruleIndex"] = index[finding.check]
+    return entry
+
+
+def _invocation(result: AuditResult) -> dict[str, Any]:
+    return {
+        "executionSuccessful": not result.errors,
+        "toolExecutionNotifications": [{
+            "level": "error",
+            "message": {"text": error.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": relative_uri(error.source), "uriBaseId": "%SRCROOT%"},
+                **({"region": {"startLine": error.line}} if error.line else {}),
+            }}],
+        } for error in result.errors],
+    }

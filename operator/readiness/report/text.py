@@ -1,0 +1,78 @@
+"""The human report: findings grouped by workload, then a summary and the score."""
+
+from __future__ import annotations
+
+from readiness.checks.base import Severity
+from readiness.report import RenderOptions
+from readiness.report.model import AuditResult, Summary, WorkloadResult
+
+_COLORS = {"error": "31", "warning": "33", "info": "36", "ok": "32", "dim": "2", "bold": "1"}
+_MARKS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
+
+
+class _Style:
+    """ANSI styling that is a no-op when colour is off, so the layout code never branches on it."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, name: str, text: str) -> str:
+        return f"\033[{_COLORS[name]}m{text}\033[0m" if self.enabled else text
+
+
+def render(result: AuditResult, options: RenderOptions) -> str:
+    style = _Style(options.color)
+    lines: list[str] = []
+    for workload in result.workloads:
+        lines.extend(_workload(workload, style))
+    lines += ["", *_summary(result, result.summary(), style)]
+    return "\n".join(lines) + "\n"
+
+
+def _workload(result: WorkloadResult, style: _Style) -> list[str]:
+    doc = result.document
+    where = f"{doc.source}:{doc.line}"
+    policies = ", ".join(e.policy for e in result.evaluations)
+    if result.compliant and not result.exempted:
+        return [f"{style('ok', '✓')} {result.workload.ref}  {style('dim', f'{where} [{policies}]')}"]
+    lines = [f"{style('bold', str(result.workload.ref))}  {style('dim', f'{where} [{policies}]')}"]
+    multi = len(result.evaluations) > 1
+    for policy, finding in result.findings:
+        sev = finding.severity
+        label = style(sev.value, f"{_MARKS[sev]} {sev.value:<7}")
+        origin = f" ({policy})" if multi else ""
+        line = result.line_of(finding)
+        at = f"  {style('dim', f'line {line}')}" if line != doc.line else ""
+        lines.append(f"  {label} {finding.check}: {finding.message}{origin}{at}")
+    for _policy, exempted in result.exempted:
+        f = exempted.finding
+        until = f", until {exempted.expires:%Y-%m-%d}" if exempted.expires else ""
+        lines.append(style("dim", f"  - exempt  {f.check}: {f.message} ({exempted.reason}; "
+                                  f"{exempted.source}{until})"))
+    for evaluation in result.evaluations:
+        for expired in evaluation.expired_exemptions:
+            checks = ", ".join(expired.checks)
+            lines.append(style("warning", f"  ! expired exemption {expired.source} ({checks}) expired "
+                                          f"{expired.expired_at:%Y-%m-%d}: {expired.reason}"))
+        lines += [style("dim", f"  note: {notice}") for notice in evaluation.notices]
+    return lines
+
+
+def _summary(result: AuditResult, summary: Summary, style: _Style) -> list[str]:
+    findings = ", ".join(f"{count} {severity}" for severity, count in summary.findings.items())
+    lines = [
+        style("bold", "Summary"),
+        f"  policies:  {', '.join(result.policies)}",
+        f"  workloads: {summary.workloads} audited, {summary.compliant} compliant, "
+        f"{summary.violating} violating" + (f"; {summary.unmatched} not matched by any policy"
+                                            if summary.unmatched else ""),
+        f"  findings:  {findings}" + (f"; {summary.exempted} exempted" if summary.exempted else ""),
+    ]
+    if result.skipped:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.skipped.items()))
+        lines.append(f"  skipped:   {kinds} (not workloads)")
+    if result.errors:
+        lines.append(style("error", f"  errors:    {len(result.errors)} input error(s), listed on stderr"))
+    lines.append(f"  score:     {style('bold', str(summary.score))}/100 "
+                 f"({summary.judgements} judgements)")
+    return lines

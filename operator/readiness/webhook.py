@@ -1,0 +1,667 @@
+"""Admission: the audit's verdict at `kubectl apply` time. A thin shell around the engine.
+
+`review()` is pure: the same `Engine.matches`/`Engine.evaluate` (and so the same exemptions) as the
+audit, turned into an admission answer:
+
+- `audit` policies have no effect at admission;
+- `warn` policies return admission warnings, which kubectl prints as `Warning: ...`;
+- `deny` policies reject workloads with findings of severity `error`; their lesser findings are warnings.
+
+On UPDATE, findings the old object already had are never grounds for rejection (they become warnings):
+otherwise a deny policy created after a workload would block every later change to it, including the
+operator's own annotation patches, scaling by label tools, and finalizer removal.
+
+`configure()` wires it into Kopf, called by the operator's startup handler when the webhook is enabled:
+it registers `@kopf.on.validate` handlers, sets `settings.admission.server`, and (in development and
+tests) keeps a ValidatingWebhookConfiguration in the cluster up to date. It does not use Kopf's
+`settings.admission.managed`: Kopf writes `timeoutSeconds: 30` and no `namespaceSelector`, and both are
+safety settings here. In a cluster, the Helm chart ships a static configuration instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import itertools
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import kopf
+
+from readiness.checks import CATALOG
+from readiness.checks.base import Severity
+from readiness.context import AuditContext
+from readiness.engine import Engine, Finding
+from readiness.policy import API_GROUP, API_VERSION, PLURAL, Enforcement, ReadinessPolicy
+from readiness.workload import DEFAULT_KINDS, KindRegistry, MalformedWorkload, NotAWorkload, project
+
+logger = logging.getLogger(__name__)
+
+HANDLER_ID = "readiness"
+"""The Kopf handler id, and so the webhook URL path (`/readiness`) the chart's configuration uses."""
+WEBHOOK_NAME_PREFIX = "workloads"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+DEFAULT_CONFIG_NAME = "readiness-operator.readiness.dev"
+
+# kind -> (group, version, plural) of the workload kinds the webhook can judge.
+RESOURCES: Mapping[str, tuple[str, str, str]] = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "DaemonSet": ("apps", "v1", "daemonsets"),
+    "ReplicaSet": ("apps", "v1", "replicasets"),
+    "Job": ("batch", "v1", "jobs"),
+    "CronJob": ("batch", "v1", "cronjobs"),
+    "Pod": ("", "v1", "pods"),
+    "Rollout": ("argoproj.io", "v1alpha1", "rollouts"),
+}
+
+_ADMISSION_CONTEXT = AuditContext(pdbs_known=False)
+"""At admission the webhook does not see PodDisruptionBudgets: the PDB check stays silent rather than
+flag every new workload (the audit, which does see them, still reports)."""
+
+
+# -- settings --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WebhookSettings:
+    """How the admission webhook is served and registered. Every field has a flag
+    `--webhook-<field-with-dashes>` and a variable `READINESS_WEBHOOK_<FIELD>` (lists comma-separated)."""
+
+    port: int = 9443
+    """TCP port the HTTPS webhook server listens on. The Service targets it."""
+    addr: str = "0.0.0.0"
+    """Listening address. Tests use 127.0.0.1."""
+    host: str | None = None
+    """Host name or IP in the URL of a managed configuration; defaults to `addr`
+    (127.0.0.1 for 0.0.0.0). Only used when `managed_config` is set."""
+    certfile: Path | None = None
+    """Serving certificate (PEM). Unset: a self-signed CA and certificate are generated
+    into `cert_dir` (development only). Re-read every `cert_check_interval` seconds: on change the server
+    restarts with the new files, so cert-manager renewals need no restart."""
+    pkeyfile: Path | None = None
+    """Private key of `certfile`."""
+    cafile: Path | None = None
+    """CA bundle written into a managed configuration's caBundle."""
+    cert_dir: Path | None = None
+    """Where generated development certificates go; a temporary directory if unset."""
+    cert_check_interval: float = 60.0
+    """Seconds between checks of the certificate files for rotation."""
+    managed_config: str | None = None
+    """Name of a ValidatingWebhookConfiguration the operator creates and keeps up to date
+   , pointing at https://host:port/readiness. For development and tests;
+    the chart ships a static configuration instead and leaves this unset (no create RBAC needed)."""
+    failure_policy: Literal["Ignore", "Fail"] = "Ignore"
+    """`Ignore` (default): an operator outage never blocks deployments, at the price that workloads
+    created meanwhile are only caught by the audit. `Fail` makes deny airtight but couples every deploy
+    to the operator's availability."""
+    timeout_seconds: int = 5
+    """How long the API server waits for a verdict (1-30). Short, so a slow
+    operator delays a deploy by seconds, not half a minute; with Ignore, a timeout admits the object."""
+    excluded_namespaces: tuple[str, ...] = ("kube-system",)
+    """Namespaces never sent to the webhook, through a
+    namespaceSelector on `kubernetes.io/metadata.name`. The operator's own namespace is always added,
+    so the webhook can never block its own recovery."""
+    operator_namespace: str | None = None
+    """The operator's namespace, excluded too. Default: the operator's --operator-namespace, else
+    $POD_NAMESPACE."""
+    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+    """Workload kinds judged at admission. Pods and ReplicaSets are left
+    out by default: controllers create them by the thousand, and their owners are judged instead."""
+    policy_source: Literal["operator", "api"] = "operator"
+    """Where the webhook reads policies and namespace labels. `operator`: the
+    operator's in-memory state (one replica). `api`: its own cached reads from the API server, needed
+    with Kopf peering, because a standby replica's watches are frozen and its state goes stale while its
+    webhook still receives requests through the Service."""
+    policy_refresh_seconds: float = 10.0
+    """With `policy_source: api`, how old the cached policies and namespace labels may get."""
+    max_warnings: int = 10
+    """At most this many warnings per request; the rest are summarised as `... and N more`."""
+    warning_width: int = 120
+    """Warnings longer than this are truncated: kubectl and other clients cut them around 120."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
+        """Settings from `READINESS_WEBHOOK_<FIELD>` variables (lists comma-separated), as the chart sets."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            key = ENV_PREFIX + item.name.upper()
+            if key in environ:
+                try:
+                    values[item.name] = _convert(item.name, environ[key])
+                except ValueError as error:
+                    raise ValueError(f"{key}: {error}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """One-line errors for impossible values."""
+        if self.failure_policy not in ("Ignore", "Fail"):
+            raise ValueError(f"webhook failure policy must be Ignore or Fail, got {self.failure_policy!r}")
+        if self.policy_source not in ("operator", "api"):
+            raise ValueError(f"webhook policy source must be operator or api, got {self.policy_source!r}")
+        if not 1 <= self.timeout_seconds <= 30:
+            raise ValueError(f"webhook timeout must be 1-30 seconds, got {self.timeout_seconds}")
+        if (self.certfile is None) != (self.pkeyfile is None):
+            raise ValueError("webhook certificate and key must be given together")
+        webhook_rules(self.kinds)
+
+    def excluded(self) -> list[str]:
+        names = list(self.excluded_namespaces)
+        own = self.operator_namespace or os.environ.get("POD_NAMESPACE")
+        if own and own not in names:
+            names.append(own)
+        return names
+
+
+ENV_PREFIX = "READINESS_WEBHOOK_"
+_PATH_FIELDS = frozenset({"certfile", "pkeyfile", "cafile", "cert_dir"})
+
+
+def _convert(name: str, text: str) -> Any:
+    default = getattr(WebhookSettings(), name)
+    if name in _PATH_FIELDS:
+        return Path(text) if text else None
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, int):
+        return int(text)
+    return text or None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--webhook-<field>` flags (dest `webhook_<field>`), for `python -m readiness.controller`."""
+    group = parser.add_argument_group("admission webhook (with --webhook)")
+    docs = _field_docs()
+    for item in dataclasses.fields(WebhookSettings):
+        flag = "--webhook-" + item.name.replace("_", "-")
+        help_text = f"{docs.get(item.name, '')} Env {ENV_PREFIX}{item.name.upper()}.".replace("%", "%%")
+        group.add_argument(flag, dest="webhook_" + item.name, metavar=item.name.upper(), help=help_text)
+
+
+def _field_docs() -> dict[str, str]:
+    """Field name -> docstring, read from the source (dataclasses do not keep attribute docstrings)."""
+    import ast
+    import inspect
+
+    body = ast.parse(inspect.getsource(WebhookSettings)).body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+def from_args(args: argparse.Namespace | Mapping[str, Any], environ: Mapping[str, str] | None = None,
+              ) -> WebhookSettings:
+    """Defaults, overridden by `READINESS_WEBHOOK_*`, overridden by `--webhook-*` flags (an argparse
+    namespace, or a mapping of `webhook_<field>` to the flag's text, as the controller's `extra`)."""
+    values = args if isinstance(args, Mapping) else vars(args)
+    settings = WebhookSettings.from_env(environ)
+    for item in dataclasses.fields(WebhookSettings):
+        value = values.get("webhook_" + item.name)
+        if value is not None:
+            setattr(settings, item.name, _convert(item.name, value) if isinstance(value, str) else value)
+    settings.validate()
+    return settings
+
+
+# -- the pure part ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """The webhook's answer to one admission request."""
+
+    allowed: bool
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def review(
+    engines: Iterable[Engine],
+    obj: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None,
+    operation: str,
+    now: datetime,
+    *,
+    old: Mapping[str, Any] | None = None,
+    context: AuditContext = _ADMISSION_CONTEXT,
+    kinds: KindRegistry = DEFAULT_KINDS,
+    max_warnings: int = 10,
+    width: int = 120,
+) -> Review:
+    """Judge one CREATE or UPDATE with every policy in `warn` or `deny` mode that matches the object."""
+    if operation not in ("CREATE", "UPDATE"):
+        return Review(True)
+    try:
+        workload = project(obj, kinds)
+    except NotAWorkload:
+        return Review(True)
+    except MalformedWorkload as error:
+        return Review(True, warnings=[_clip(f"[readiness] not judged: {error}", width)])
+    previous = _previous_findings(engines, old, namespace_labels, context, now, kinds)
+    denials: list[tuple[str, Finding]] = []
+    warned: list[tuple[str, Finding]] = []
+    for engine in engines:
+        mode = engine.policy.spec.enforcement
+        if mode is Enforcement.AUDIT or not engine.matches(workload, namespace_labels):
+            continue
+        for finding in engine.evaluate(workload, context, now).findings:
+            blocking = (mode is Enforcement.DENY and finding.severity is Severity.ERROR
+                        and _key(engine.name, finding) not in previous)
+            (denials if blocking else warned).append((engine.name, finding))
+    warnings = format_warnings(warned, max_warnings, width)
+    if denials:
+        return Review(False, deny_message(str(workload.ref), denials), warnings)
+    return Review(True, "", warnings)
+
+
+def _key(policy: str, finding: Finding) -> tuple[str, str, str | None]:
+    return policy, finding.check, finding.container
+
+
+def _previous_findings(
+    engines: Iterable[Engine], old: Mapping[str, Any] | None, namespace_labels: Mapping[str, str] | None,
+    context: AuditContext, now: datetime, kinds: KindRegistry,
+) -> set[tuple[str, str, str | None]]:
+    if old is None:
+        return set()
+    try:
+        workload = project(old, kinds)
+    except ValueError:
+        return set()
+    return {
+        _key(engine.name, finding)
+        for engine in engines
+        if engine.policy.spec.enforcement is Enforcement.DENY and engine.matches(workload, namespace_labels)
+        for finding in engine.evaluate(workload, context, now).findings
+    }
+
+
+def format_warning(policy: str, finding: Finding, width: int = 120) -> str:
+    """`[policy] check: message (container)`, cut to `width` characters."""
+    where = f" ({finding.container})" if finding.container else ""
+    return _clip(f"[{policy}] {finding.check}: {finding.message}{where}", width)
+
+
+def format_warnings(items: Sequence[tuple[str, Finding]], limit: int = 10, width: int = 120) -> list[str]:
+    """Errors first, then warnings, then infos; at most `limit`, plus one line counting the rest."""
+    ordered = sorted(items, key=lambda item: -item[1].severity.rank)
+    lines = [format_warning(policy, finding, width) for policy, finding in ordered[:limit]]
+    if len(ordered) > limit:
+        lines.append(f"[readiness] ... and {len(ordered) - limit} more: run `readiness audit` for the rest")
+    return lines
+
+
+def deny_message(workload: str, denials: Sequence[tuple[str, Finding]], limit: int = 20) -> str:
+    """One line per finding, each with its fix; the API server prefixes the webhook's name."""
+    lines = [f"{workload} violates {_plural(len(denials), 'error-severity readiness check')}:"]
+    for policy, finding in denials[:limit]:
+        where = f" ({finding.container})" if finding.container else ""
+        hint = fix_hint(finding.check)
+        lines.append(f"- [{policy}] {finding.check}{where}: {finding.message}. Fix: {hint}")
+    if len(denials) > limit:
+        lines.append(f"- ... and {len(denials) - limit} more")
+    lines.append("Details: `readiness explain CHECK`; a policy exemption with a reason waives a check.")
+    return "\n".join(lines)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.:;])\s")
+
+
+def fix_hint(check_id: str, width: int = 100) -> str:
+    """The first prose sentence of the check's remediation (or its YAML snippet, compacted), short enough
+    for a kubectl error line."""
+    check = CATALOG.get(check_id)
+    if check is None:
+        return f"see `readiness explain {check_id}`"
+    snippet: list[str] = []
+    fenced = False
+    for line in check.remediation.splitlines():
+        text = line.strip()
+        if text.startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            code = text.split(" #", 1)[0].strip()
+            if code and not code.startswith("#"):
+                snippet.append(code)
+        elif text and not snippet:
+            sentence = _SENTENCE_END.split(text, maxsplit=1)[0].rstrip(" :;.")
+            return _clip(sentence.replace("`", ""), width)
+    if snippet:
+        return _clip("set " + " ".join(snippet), width)
+    return f"see `readiness explain {check_id}`"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 3, 1)].rstrip() + "..."
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+# -- the webhook configuration ---------------------------------------------------------------------------
+
+
+def webhook_rules(kinds: Iterable[str]) -> list[dict[str, Any]]:
+    """One admission rule per judged kind: CREATE and UPDATE of the object itself (not its status)."""
+    rules: list[dict[str, Any]] = []
+    for kind in kinds:
+        if kind not in RESOURCES:
+            raise ValueError(f"webhook kind {kind!r}: expected one of {', '.join(sorted(RESOURCES))}")
+        group, version, plural = RESOURCES[kind]
+        rules.append({"apiGroups": [group], "apiVersions": [version], "resources": [plural],
+                      "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"})
+    return rules
+
+
+def validating_webhook(settings: WebhookSettings, client_config: Mapping[str, Any], name: str,
+                       ) -> dict[str, Any]:
+    """The single webhook entry; the chart's static configuration renders the same fields."""
+    return {
+        "name": f"{WEBHOOK_NAME_PREFIX}.{name}",
+        "clientConfig": dict(client_config),
+        "rules": webhook_rules(settings.kinds),
+        "failurePolicy": settings.failure_policy,
+        "sideEffects": "None",  # the handler writes nothing, so dry-run requests are judged too
+        "timeoutSeconds": settings.timeout_seconds,
+        "matchPolicy": "Equivalent",
+        "namespaceSelector": {"matchExpressions": [
+            {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": settings.excluded()},
+        ]},
+        "admissionReviewVersions": ["v1"],
+    }
+
+
+def webhook_configuration(settings: WebhookSettings, client_config: Mapping[str, Any]) -> dict[str, Any]:
+    name = settings.managed_config or DEFAULT_CONFIG_NAME
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "readiness-operator"}},
+        "webhooks": [validating_webhook(settings, client_config, name)],
+    }
+
+
+# -- wiring into Kopf --------------------------------------------------------------------------------------
+
+
+class PolicySource(Protocol):
+    """What the webhook needs from the operator's state."""
+
+    def engines(self) -> list[Engine]: ...
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None: ...
+
+
+@dataclass(slots=True)
+class _Runtime:
+    settings: WebhookSettings
+    source: PolicySource
+    api: _ApiSource | None
+    registry: kopf.OperatorRegistry
+    context: Callable[[str], AuditContext]
+    kubeconfig: str | None
+
+
+def configure(kopf_settings: kopf.OperatorSettings, operator_settings: Any, state: PolicySource, *,
+              registry: kopf.OperatorRegistry | None = None) -> WebhookSettings:
+    """Enable admission: call from an `@kopf.on.startup` handler (handlers registered there take effect,
+    because Kopf starts its webhook server and resource scanning only after the startup handlers).
+
+    Webhook settings: `operator_settings.extra["webhook"]` when it is a WebhookSettings (tests), else the
+    `webhook_<field>` flag values in `operator_settings.extra` over `READINESS_WEBHOOK_*` variables.
+    """
+    extra: Mapping[str, Any] = getattr(operator_settings, "extra", None) or {}
+    given = extra.get("webhook")
+    settings = given if isinstance(given, WebhookSettings) else from_args(extra)
+    settings.validate()
+    if settings.operator_namespace is None:
+        settings.operator_namespace = getattr(operator_settings, "operator_namespace", None) or None
+    kubeconfig = getattr(operator_settings, "kubeconfig", None)
+    api = _ApiSource(settings.policy_refresh_seconds, kubeconfig) if settings.policy_source == "api" else None
+    state_context = getattr(state, "context", None)
+    context = state_context if api is None and callable(state_context) else _no_context
+    registry = registry or kopf.get_default_registry()
+    runtime = _Runtime(settings, api or state, api, registry, context, kubeconfig)
+    _register_handlers(runtime)
+    kopf_settings.admission.server = _server(runtime)
+    kopf_settings.admission.managed = None  # we manage the configuration ourselves, see the module doc
+    logger.info("Admission webhook on %s:%d for %s; excluded namespaces: %s", settings.addr, settings.port,
+                ", ".join(settings.kinds), ", ".join(settings.excluded()))
+    return settings
+
+
+def _no_context(_namespace: str) -> AuditContext:
+    return _ADMISSION_CONTEXT
+
+
+def _register_handlers(runtime: _Runtime) -> None:
+    """One handler per judged kind, all with the id `readiness` (the URL path), bound to this runtime.
+    Re-configuring the same registry (tests restart operators in one process) replaces them."""
+    _unregister_handlers(runtime.registry)
+
+    async def handler(**kwargs: Any) -> None:
+        await _validate(runtime, **kwargs)
+
+    for kind in runtime.settings.kinds:
+        group, version, plural = RESOURCES[kind]
+        kopf.on.validate(group, version, plural, id=HANDLER_ID, operations=["CREATE", "UPDATE"],
+                         side_effects=False, ignore_failures=True, registry=runtime.registry)(handler)
+
+
+def _unregister_handlers(registry: kopf.OperatorRegistry) -> None:
+    """Kopf 1.45 has no public way to unregister. Needed because a later operator run in the same process
+    without the webhook would otherwise fail on "admission handlers exist, but no server"."""
+    handlers = registry._webhooks._handlers
+    handlers[:] = [h for h in handlers if h.id != HANDLER_ID]
+
+
+async def _validate(runtime: _Runtime, **kwargs: Any) -> None:
+    """The Kopf handler: `warnings` is Kopf's list for the response; AdmissionError denies."""
+    body: kopf.Body = kwargs["body"]
+    old: kopf.Body | None = kwargs.get("old")
+    operation: str | None = kwargs.get("operation")
+    warnings: list[str] = kwargs["warnings"]
+    if operation not in ("CREATE", "UPDATE"):
+        return
+    namespace = str(body.get("metadata", {}).get("namespace") or "")
+    if namespace in runtime.settings.excluded():
+        return
+    if runtime.api is not None:
+        await runtime.api.refresh(namespace)
+    verdict = review(
+        runtime.source.engines(), dict(body), runtime.source.namespace_labels(namespace), operation,
+        datetime.now(UTC), old=dict(old) if old is not None else None, context=runtime.context(namespace),
+        max_warnings=runtime.settings.max_warnings, width=runtime.settings.warning_width,
+    )
+    warnings.extend(verdict.warnings)
+    if not verdict.allowed:
+        raise kopf.AdmissionError(verdict.message, code=403)
+
+
+def _server(runtime: _Runtime) -> kopf.WebhookServer:
+    settings = runtime.settings
+    certfile, pkeyfile, cafile = settings.certfile, settings.pkeyfile, settings.cafile
+    if certfile is None or pkeyfile is None:
+        from readiness.tls import write_serving_certificate
+
+        directory = settings.cert_dir or Path(tempfile.mkdtemp(prefix="readiness-webhook-"))
+        host = settings.host or ("127.0.0.1" if settings.addr in ("0.0.0.0", "::") else settings.addr)
+        paths = write_serving_certificate(directory, dict.fromkeys([host, "127.0.0.1", "localhost"]))
+        certfile, pkeyfile, cafile = paths.certfile, paths.pkeyfile, paths.cafile
+        logger.warning("Admission webhook uses a generated self-signed certificate in %s "
+                       "(development only).", directory)
+    return _ConfiguringServer(
+        runtime, addr=settings.addr, port=settings.port, host=settings.host, certfile=certfile,
+        pkeyfile=pkeyfile, cafile=cafile, file_check_interval=settings.cert_check_interval,
+    )
+
+
+class _ConfiguringServer(kopf.WebhookServer):
+    """Kopf's HTTPS server (which restarts itself when the certificate files change), plus our own
+    management of the ValidatingWebhookConfiguration whenever the client config (URL, caBundle) changes."""
+
+    def __init__(self, runtime: _Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runtime = runtime
+
+    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
+        settings = self.runtime.settings
+        try:
+            async for client_config in super().__call__(fn):
+                if settings.managed_config:
+                    try:
+                        body = webhook_configuration(settings, client_config)
+                        await apply_configuration(body, self.runtime.kubeconfig)
+                    except Exception:  # keep serving: a configuration applied by someone else still works
+                        logger.exception("Could not apply the ValidatingWebhookConfiguration %s",
+                                         settings.managed_config)
+                yield client_config
+        finally:
+            _unregister_handlers(self.runtime.registry)
+
+
+# -- API access (kubernetes-asyncio): the managed configuration and the `api` policy source ----------------
+
+
+async def _api_client(kubeconfig: str | None) -> Any:
+    """The operator's credentials: in-cluster service account, else the kubeconfig (as the controller)."""
+    from kubernetes_asyncio import client, config
+
+    configuration = client.Configuration()
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration,
+                                  persist_config=False)
+    return client.ApiClient(configuration)
+
+
+async def apply_configuration(body: dict[str, Any], kubeconfig: str | None = None) -> None:
+    """Create the ValidatingWebhookConfiguration, or replace its webhooks; retried on conflicts."""
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    name = body["metadata"]["name"]
+    async with await _api_client(kubeconfig) as api_client:
+        api = client.AdmissionregistrationV1Api(api_client)
+        for _attempt in range(5):
+            try:
+                existing = await api.read_validating_webhook_configuration(name)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                try:
+                    await api.create_validating_webhook_configuration(body)  # type: ignore[arg-type]
+                    logger.info("Created ValidatingWebhookConfiguration %s", name)
+                    return
+                except ApiException as create_error:
+                    if create_error.status != 409:
+                        raise
+                    continue
+            replacement = {**body, "metadata": {**body["metadata"],
+                                                 "resourceVersion": existing.metadata.resource_version}}
+            try:
+                await api.replace_validating_webhook_configuration(name, replacement)  # type: ignore[arg-type]
+                logger.info("Updated ValidatingWebhookConfiguration %s", name)
+                return
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+        raise RuntimeError(f"ValidatingWebhookConfiguration {name}: conflicts on every attempt")
+
+
+class _ApiSource:
+    """Policies and namespace labels read from the API server, cached for `max_age` seconds.
+
+    Used by replicas whose Kopf watches may be frozen by peering. A failed refresh keeps serving the last
+    good data (and the webhook fails open anyway when it cannot answer in time).
+    """
+
+    def __init__(self, max_age: float, kubeconfig: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self.kubeconfig = kubeconfig
+        self._clock = clock
+        self._engines: list[Engine] = []
+        self._compiled: dict[tuple[str, str], Engine] = {}
+        self._policies_at = float("-inf")
+        self._namespaces: dict[str, tuple[float, Mapping[str, str] | None]] = {}
+        self._lock = asyncio.Lock()
+
+    def engines(self) -> list[Engine]:
+        return list(self._engines)
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        cached = self._namespaces.get(name)
+        return cached[1] if cached else None
+
+    async def refresh(self, namespace: str) -> None:
+        now = self._clock()
+        stale_policies = now - self._policies_at > self.max_age
+        cached = self._namespaces.get(namespace)
+        stale_namespace = bool(namespace) and (cached is None or now - cached[0] > self.max_age)
+        if not (stale_policies or stale_namespace):
+            return
+        async with self._lock:
+            try:
+                await self._fetch(namespace if stale_namespace else None, stale_policies)
+            except Exception as error:  # serve the last good data; the audit still catches everything
+                logger.warning("Admission: could not refresh policies or namespace labels: %s", error)
+
+    async def _fetch(self, namespace: str | None, policies: bool) -> None:
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        async with await _api_client(self.kubeconfig) as api_client:
+            if policies:
+                listing = await client.CustomObjectsApi(api_client).list_cluster_custom_object(
+                    API_GROUP, API_VERSION, PLURAL)
+                self._engines = self._compile(listing.get("items", []))
+                self._policies_at = self._clock()
+            if namespace:
+                try:
+                    found = await client.CoreV1Api(api_client).read_namespace(namespace)
+                    labels: Mapping[str, str] | None = dict(found.metadata.labels or {})
+                except ApiException as error:
+                    if error.status != 404:
+                        raise
+                    labels = None
+                self._namespaces[namespace] = (self._clock(), labels)
+
+    def _compile(self, items: Iterable[Mapping[str, Any]]) -> list[Engine]:
+        compiled: dict[tuple[str, str], Engine] = {}
+        for item in items:
+            meta = item.get("metadata") or {}
+            key = (str(meta.get("name")), str(meta.get("resourceVersion")))
+            engine = self._compiled.get(key)
+            if engine is None:
+                try:
+                    engine = Engine(ReadinessPolicy.model_validate(item))
+                except ValueError as error:
+                    logger.warning("Admission ignores the invalid policy %s: %s", key[0], error)
+                    continue
+            compiled[key] = engine
+        self._compiled = compiled
+        return list(compiled.values())

@@ -1,0 +1,192 @@
+"""`readiness` run as users run it: a real subprocess, real files, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "workloads"
+COMPLIANT = EXAMPLES / "compliant"
+VIOLATING = EXAMPLES / "non-compliant"
+
+
+def run(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "readiness.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=cwd, timeout=120, check=False)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_text_report_and_exit_codes() -> None:
+    clean = run("audit", "-f", str(COMPLIANT))
+    assert clean.returncode == 0, clean.stderr
+    assert "7 compliant" in clean.stdout and "score:     100/100" in clean.stdout
+    assert "\033[" not in clean.stdout  # not a terminal: no colour
+    dirty = run("audit", "-f", str(VIOLATING))
+    assert dirty.returncode == 1
+    assert "readiness-probe-missing" in dirty.stdout and "non-compliant/web-deployment.yaml:" in dirty.stdout
+    assert run("audit", "-f", str(VIOLATING), "--fail-on", "never").returncode == 0
+
+
+def test_fail_on_thresholds(tmp_path: Path) -> None:
+    policy = tmp_path / "warn-only.yaml"
+    policy.write_text("apiVersion: readiness.dev/v1alpha1\nkind: ReadinessPolicy\nmetadata: {name: w}\n"
+                      "spec:\n  match: {kinds: [Deployment]}\n  checks:\n"
+                      "    readiness-probe-missing: {severity: warning}\n")
+    target = str(VIOLATING / "pdb-hpa.yaml")  # only warnings once readiness is demoted... and run-as-root
+    errors = run("audit", "-f", target, "-p", str(policy))
+    warnings = run("audit", "-f", target, "-p", str(policy), "--fail-on", "warning")
+    assert warnings.returncode == 1
+    assert errors.returncode in (0, 1)
+
+
+def test_json_schema() -> None:
+    result = run("audit", "-f", str(EXAMPLES), "-o", "json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["schemaVersion"] == "readiness.dev/audit/v1"
+    assert set(data) == {"schemaVersion", "summary", "workloads", "skipped", "errors"}
+    assert data["summary"]["workloads"] == 14 and data["summary"]["compliant"] == 7
+    workload = next(w for w in data["workloads"] if w["name"] == "legacy-web")
+    assert {"kind", "namespace", "name", "file", "line", "policies", "findings", "exempted"} <= set(workload)
+    finding = next(f for f in workload["findings"] if f["check"] == "readiness-probe-missing")
+    assert finding == {**finding, "policy": "default", "severity": "error", "container": "web",
+                       "category": "probes"}
+    assert finding["line"] > workload["line"]  # the container's `name:` line
+    assert {"kind": "Service", "count": 1} in data["skipped"]
+
+
+def test_sarif_shape() -> None:
+    data = json.loads(run("audit", "-f", str(VIOLATING), "-o", "sarif").stdout)
+    assert data["version"] == "2.1.0" and "sarif" in data["$schema"]
+    run0 = data["runs"][0]
+    rules = run0["tool"]["driver"]["rules"]
+    ids = [r["id"] for r in rules]
+    assert "readiness-probe-missing" in ids and len(ids) == len(set(ids))
+    rule = rules[ids.index("readiness-probe-missing")]
+    assert rule["defaultConfiguration"]["level"] == "error" and rule["helpUri"].endswith(
+        "docs/checks/readiness-probe-missing.md")
+    assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"] and rule["help"]["markdown"]
+    results = run0["results"]
+    assert results
+    for result in results:
+        assert result["ruleId"] in ids and result["level"] in ("error", "warning", "note")
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"].startswith("examples/workloads/non-compliant/")
+        assert location["region"]["startLine"] >= 1
+        assert result["partialFingerprints"]
+    fingerprints = [next(iter(r["partialFingerprints"].values())) for r in results]
+    assert len(fingerprints) == len(set(fingerprints))
+
+
+def test_junit_shape() -> None:
+    result = run("audit", "-f", str(VIOLATING), "-o", "junit")
+    root = ET.fromstring(result.stdout)
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert suite.get("name") == "default"
+    cases = suite.findall("testcase")
+    assert int(suite.get("tests", "0")) == len(cases) > 0
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert int(suite.get("failures", "0")) == len(failures) > 0
+    assert all(c.find("failure").text for c in failures)  # type: ignore[union-attr]
+
+
+def test_stdin_helm_style() -> None:
+    files = sorted(COMPLIANT.glob("*.yaml"))
+    manifests = "".join(f"---\n# Source: {p.name}\n{p.read_text()}" for p in files)
+    implicit = run("audit", stdin=manifests)
+    explicit = run("audit", "-f", "-", "-o", "json", stdin=manifests)
+    assert implicit.returncode == 0 and explicit.returncode == 0, implicit.stderr
+    assert json.loads(explicit.stdout)["workloads"][0]["file"] == "-"
+
+
+def test_checks_and_explain() -> None:
+    listing = run("checks")
+    assert listing.returncode == 0 and "readiness-probe-missing" in listing.stdout
+    rows = json.loads(run("checks", "-o", "json").stdout)
+    assert {"id", "category", "severity", "enabled", "title"} <= set(rows[0])
+    explained = run("explain", "readiness-probe-missing")
+    assert explained.returncode == 0 and "readinessProbe" in explained.stdout
+    one_line_error(run("explain", "readiness-probe-mising"), "unknown check id", "readiness-probe-missing")
+
+
+def test_policy_from_examples() -> None:
+    strict = ROOT / "examples" / "policies" / "strict.yaml"
+    if not strict.exists():
+        pytest.skip("no strict example policy")
+    result = run("audit", "-f", str(COMPLIANT), "-p", str(strict), "-o", "json")
+    assert result.returncode in (0, 1), result.stderr
+    # strict selects namespaces by label: without Namespace objects in the input nothing matches
+    assert json.loads(result.stdout)["summary"]["workloads"] == 0
+
+
+BAD_INPUTS = {
+    "malformed yaml": ("kind: Deployment\nmetadata: {name: x\n", ["bad.yaml:", "invalid YAML"]),
+    "non-mapping": ("- just\n- a list\n", ["bad.yaml:1", "a list"]),
+    "no kind": ("metadata: {name: x}\n", ["bad.yaml:1", "no kind"]),
+    "malformed workload": ("kind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n"
+                           "      containers: {name: web}\n", ["bad.yaml:1", "Deployment x", "containers"]),
+    "duplicate key": ("kind: Deployment\nkind: Pod\n", ["bad.yaml:2", "duplicate key 'kind'"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_documents_are_one_line_errors(name: str, tmp_path: Path) -> None:
+    text, fragments = BAD_INPUTS[name]
+    (tmp_path / "bad.yaml").write_text(text)
+    (tmp_path / "good.yaml").write_text((COMPLIANT / "web-deployment.yaml").read_text())
+    result = run("audit", "-f", "bad.yaml", "-f", "good.yaml", "-o", "json", cwd=tmp_path)
+    one_line_error(result, *fragments)
+    data = json.loads(result.stdout)
+    assert data["summary"]["workloads"] == 1  # the good file was still audited
+    assert len(data["errors"]) == 1
+
+
+def test_unknown_kinds_are_counted_not_errors(tmp_path: Path) -> None:
+    cronjob = (COMPLIANT / "cronjob.yaml").read_text()
+    (tmp_path / "svc.yaml").write_text(
+        f"kind: Service\nmetadata: {{name: a}}\n---\nkind: ConfigMap\nmetadata: {{name: b}}\n---\n{cronjob}")
+    result = run("audit", "-f", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "1 ConfigMap, 1 Service" in result.stdout
+
+
+def test_bad_invocations(tmp_path: Path) -> None:
+    one_line_error(run("audit", "-f", str(tmp_path / "missing.yaml")), "missing.yaml", "no such file")
+    one_line_error(run("audit", "-f", str(tmp_path)), "no *.yaml")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("apiVersion: readiness.dev/v1alpha1\nkind: ReadinessPolicy\nmetadata: {name: p}\n"
+                      "spec:\n  checks:\n    termination-grace-period:\n      parameters: {minSeconds: -1}\n")
+    one_line_error(run("audit", "-f", str(COMPLIANT), "-p", str(policy)), "minSeconds")
+    one_line_error(run("audit", "-f", str(COMPLIANT), "--custom-kind", "nonsense"), "custom kind")
+    one_line_error(run("audit", "--output", "xml", "-f", str(COMPLIANT)), "invalid choice")
+    one_line_error(run("audit", stdin=""), "no Kubernetes objects")
+
+
+def test_custom_kind(tmp_path: Path) -> None:
+    (tmp_path / "w.yaml").write_text("apiVersion: example.com/v1\nkind: Worker\nmetadata: {name: w}\n"
+                                     "spec:\n  pod:\n    spec:\n      containers: [{name: c, image: i:1}]\n")
+    result = run("audit", "-f", str(tmp_path), "--custom-kind", "example.com/Worker=spec.pod", "-o", "json")
+    assert json.loads(result.stdout)["workloads"][0]["kind"] == "Worker"
+
+
+def test_broken_pipe_is_quiet() -> None:
+    proc = subprocess.Popen(
+        f"{sys.executable} -m readiness.cli audit -f {EXAMPLES} | head -1", shell=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err
