@@ -11,9 +11,11 @@ audit of the others; their errors are printed (stderr, one line each) and in eve
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -78,18 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
 # -- audit -----------------------------------------------------------------------------------------------
 
 def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from readiness.loader import load_paths
+    from datetime import UTC, datetime
+
     from readiness.report import RenderOptions, renderer
-    from readiness.report.model import audit
 
     kinds = _kinds(args.custom_kind)
     engines = _engines(args.policy, [spec.kind for spec in kinds.custom])
     files = args.files or _stdin_or_usage(stdin)
-    loaded = load_paths(files, stdin)
-    if not loaded.documents and not loaded.errors:
-        raise UsageError(f"no Kubernetes objects in {', '.join(files)}")
-    result = audit(loaded.documents, engines, kinds.registry)
-    result.errors[:0] = loaded.errors  # reading problems first: they usually explain the rest
+    now = datetime.now(UTC)  # one clock for the whole run (and both processes of the parallel path)
+    result = _audit_large_stream(files, stdin, engines, kinds.registry, now)
+    if result is None:
+        result = _audit_serial(files, stdin, engines, kinds.registry, now)
     threshold = None if args.fail_on == "never" else _severity(args.fail_on)
     color = stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
     stdout.write(renderer(args.output)(result, RenderOptions(color=color, fail_on=threshold)))
@@ -99,6 +100,57 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     if result.errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if result.fails(threshold) else EXIT_OK
+
+
+def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any) -> Any:
+    from readiness.loader import load_paths
+    from readiness.report.model import audit
+
+    loaded = load_paths(files, stdin)
+    if not loaded.documents and not loaded.errors:
+        raise UsageError(f"no Kubernetes objects in {', '.join(files)}")
+    result = audit(loaded.documents, engines, kinds, now)
+    result.errors[:0] = loaded.errors  # reading problems first: they usually explain the rest
+    return result
+
+
+def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any,
+                        ) -> Any | None:
+    """One large YAML file (or stdin) is audited in two processes (readiness.report.parallel); None when
+    the input is anything else, small, or the parallel path failed. Stdin, once read, is replaced by its
+    text so that the serial path can read it again."""
+    if len(files) != 1:
+        return None
+    from readiness.report import parallel
+
+    name = files[0]
+    if name == "-":
+        if stdin is None or stdin.closed:
+            return None
+        text = stdin.read()
+        stdin_again = io.StringIO(text)
+        files_source = "-"
+        if not parallel.worth_parallel(len(text)):
+            return _audit_serial(files, stdin_again, engines, kinds, now)
+    else:
+        path = Path(name)
+        if path.suffix == ".json" or not path.is_file():
+            return None
+        try:
+            if not parallel.worth_parallel(path.stat().st_size):
+                return None
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            return None  # the serial path reports it
+        files_source, stdin_again = str(path), stdin
+    outcome = parallel.audit_stream(text, files_source, engines, kinds, now)
+    if outcome is None:
+        return _audit_serial(files, stdin_again, engines, kinds, now)
+    result, load_errors, documents = outcome
+    if not documents and not load_errors:
+        raise UsageError(f"no Kubernetes objects in {name}")
+    result.errors[:0] = load_errors
+    return result
 
 
 def _stdin_or_usage(stdin: TextIO | None) -> list[str]:

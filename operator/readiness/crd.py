@@ -13,6 +13,7 @@ plus, for check parameters, `minX <= maxX` for every `min_x`/`max_x` field pair.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,8 +75,10 @@ def _min_max_rules(model: type[CheckParams]) -> Iterator[tuple[str, str]]:
 
 
 def _meaningful_default(value: Any) -> bool:
-    """Defaults worth writing into the CRD: None, [] and {} mean the same as absent."""
-    return value is not None and value is not NoDefault and value != [] and value != {}
+    """Defaults worth writing into the CRD: None and empty collections mean the same as absent."""
+    if isinstance(value, list | tuple | dict):
+        return bool(value)
+    return value is not None and value is not NoDefault
 
 
 def _crd_default(field: Any) -> Any:
@@ -142,11 +145,17 @@ def _structural(node: Schema, defs: Schema, keep_defaults: bool, path: str) -> S
         out[key] = " ".join(value.split()) if key == "description" else value
     if "const" in out:
         out["enum"] = [out.pop("const")]
-    if "enum" in out and out.get("type") == "string" and "maxLength" not in out:
-        out["maxLength"] = max(len(v) for v in out["enum"])  # bounds CEL cost on enum strings
+    if "description" in out and _meaningful_default(out.get("default")):
+        out["description"] = _with_default(out["description"], out["default"])
     if "type" not in out:
         raise StructuralError(f"{path or '<root>'}: schema node without a type: {node}")
     return _ordered(out)
+
+
+def _with_default(description: str, default: Any) -> str:
+    """`kubectl explain` does not print defaults: say them in the description."""
+    shown = ", ".join(map(str, default)) if isinstance(default, list) else json.dumps(default).strip('"')
+    return f"{description} Default: {shown}."
 
 
 _FIRST_KEYS = ("type", "description")

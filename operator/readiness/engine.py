@@ -134,6 +134,12 @@ class _Vars(dict[str, Any]):
 
 _FIXED_FIELDS = frozenset({"container", "workload"})
 _SHARED_FINDINGS_MAX = 512
+_FLAT_PLANS_MAX = 256
+
+_Entry = tuple["_Step", Any, CheckParams, int]
+"""(step, check function, parameters, container index or -1 for a workload-level check)."""
+_Flat = tuple[tuple[_Entry, ...], int]
+"""A flattened plan and its number of judgements."""
 
 
 class _Step:
@@ -159,19 +165,28 @@ class _Step:
         # `plain`: the template uses only {container} and {workload} by name, so str.format can fill it
         # without the parameter fallback (_Vars) and without copying the outcome.
         self.plain = all(f in _FIXED_FIELDS for f in fields)
-        self._shared: dict[str | None, Finding] = {}
+        self._shared: dict[Any, Finding] = {}
 
     def finding(self, workload: Workload, container: str | None, outcome: Mapping[str, Any]) -> Finding:
-        if self.plain and not outcome and not self.needs_workload:
-            # Findings are immutable and this one depends only on the container's name, which repeats
-            # across a cluster (app, web, istio-proxy): share one instance per name (bounded).
-            shared = self._shared.get(container)
-            if shared is None:
-                shared = self._format(workload, container, outcome)
-                if len(self._shared) < _SHARED_FINDINGS_MAX:
-                    self._shared[container] = shared
-            return shared
-        return self._format(workload, container, outcome)
+        if self.needs_workload:
+            return self._format(workload, container, outcome)
+        # Findings are immutable and, without {workload}, depend only on the container's name and the
+        # outcome's values, which repeat across a cluster (app, web, istio-proxy; "runs as root"): share
+        # one instance per (name, values) (bounded).
+        if not outcome:
+            key: Any = container
+        else:
+            try:
+                key = (container, *outcome.items())
+                hash(key)
+            except TypeError:  # an unhashable detail (a list): format it each time
+                return self._format(workload, container, outcome)
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = self._format(workload, container, outcome)
+            if len(self._shared) < _SHARED_FINDINGS_MAX:
+                self._shared[key] = shared
+        return shared
 
     def _format(self, workload: Workload, container: str | None, outcome: Mapping[str, Any]) -> Finding:
         check = self.check
@@ -211,6 +226,7 @@ class Engine:
         }
         self._ids_by_class = {wc: tuple(a.check.id for a in checks) for wc, checks in self._by_class.items()}
         self._plans = {wc: tuple(_Step(a) for a in checks) for wc, checks in self._by_class.items()}
+        self._flat: dict[tuple[WorkloadClass, tuple[ContainerRole, ...]], _Flat] = {}
         match = spec.match
         self._namespaces = GlobSet(match.namespaces)
         self._excluded = GlobSet(match.exclude_namespaces)
@@ -282,26 +298,33 @@ class Engine:
     ) -> Evaluation:
         """Judge one workload. Never raises: a crashing check is recorded in `errors`."""
         wclass = workload.workload_class
-        result = Evaluation(self.name, workload.ref, checks_run=self._ids_by_class[wclass])
-        findings = result.findings
-        judgements = 0
         containers = workload.containers
-        # The hot loop: plain tuples prepared at compile time, no attribute lookups per check.
-        for step in self._plans[wclass]:
+        roles = (containers[0].role,) if len(containers) == 1 else tuple(c.role for c in containers)
+        flat = self._flat.get((wclass, roles))
+        if flat is None:
+            flat = self._flatten(wclass, roles)
+        entries, judgements = flat
+        result = Evaluation(self.name, workload.ref, [], checks_run=self._ids_by_class[wclass])
+        findings = result.findings
+        failed: _Step | None = None
+        # The hot loop: one flat tuple per (check, container) judgement, in check order then container
+        # order, prepared once per shape of pod (workload class and container roles).
+        for step, fn, params, index in entries:
+            if step is failed:  # a crashed check skips its remaining containers, as if never judged
+                judgements -= 1
+                continue
             try:
-                if step.roles is None:
-                    judgements += 1
-                    outcome = step.workload_fn(workload, step.params, context)
+                if index < 0:
+                    outcome = fn(workload, params, context)
                     if outcome is not None:
                         findings.append(step.finding(workload, None, outcome))
-                    continue
-                for container in containers:
-                    if container.role in step.roles:
-                        judgements += 1
-                        outcome = step.container_fn(container, workload, step.params)
-                        if outcome is not None:
-                            findings.append(step.finding(workload, container.name, outcome))
+                else:
+                    container = containers[index]
+                    outcome = fn(container, workload, params)
+                    if outcome is not None:
+                        findings.append(step.finding(workload, container.name, outcome))
             except Exception as error:  # a check bug must never stop the audit of the others
+                failed = step
                 result.errors.append(f"{step.check.id}: {type(error).__name__}: {error}")
         result.results = judgements
         if findings and (self._exemptions or (self.policy.spec.allow_workload_exemptions
@@ -310,6 +333,19 @@ class Engine:
         elif self._exemptions:
             self._note_expired(result, workload, now or datetime.now(UTC))
         return result
+
+    def _flatten(self, wclass: WorkloadClass, roles: tuple[ContainerRole, ...]) -> _Flat:
+        entries: list[_Entry] = []
+        for step in self._plans[wclass]:
+            if step.roles is None:
+                entries.append((step, step.workload_fn, step.params, -1))
+                continue
+            entries.extend((step, step.container_fn, step.params, index)
+                           for index, role in enumerate(roles) if role in step.roles)
+        flat = (tuple(entries), len(entries))
+        if len(self._flat) < _FLAT_PLANS_MAX:  # bounded: pathological inputs vary the container roles
+            self._flat[(wclass, roles)] = flat
+        return flat
 
     @staticmethod
     def _finding(active: ActiveCheck, workload: Workload, container: str | None, outcome: Mapping[str, Any],

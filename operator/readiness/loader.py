@@ -265,15 +265,33 @@ def _parse(text: str, exact: bool) -> Any:
         return parse_kubernetes_yaml(text)
 
 
-def load_text(text: str, source: str) -> LoadResult:
-    """Parse a multi-document YAML stream. Broken documents become errors; the others are kept."""
+@dataclass(frozen=True, slots=True)
+class PreparedText:
+    """A stream cut into documents, with the documents that need the exact parser: the cheap whole-text
+    passes of `load_text`, so that parts of a large stream can be parsed separately (in two processes)."""
+
+    text: str
+    source: str
+    segments: list[_Segment]
+    exact: frozenset[int]
+    """Indices of the segments with a plain scalar that YAML 1.1 and 1.2 read differently."""
+
+
+def prepare_text(text: str, source: str) -> PreparedText:
     text = normalise(text)
     segments = split_documents(text)
     starts = [s.start for s in segments]
     # quirk offsets are in "\n" + text: one more than the same place in `text`
-    exact = {bisect.bisect_right(starts, offset - 1) - 1 for offset in quirk_offsets("\n" + text)}
+    exact = frozenset(bisect.bisect_right(starts, offset - 1) - 1 for offset in quirk_offsets("\n" + text))
+    return PreparedText(text, source, segments, exact)
+
+
+def load_prepared(prepared: PreparedText, start: int = 0, stop: int | None = None) -> LoadResult:
+    """Parse the documents `segments[start:stop]` of a prepared stream (all of them by default)."""
+    text, source, exact = prepared.text, prepared.source, prepared.exact
     result = LoadResult()
-    for index, segment in enumerate(segments):
+    for index in range(start, len(prepared.segments) if stop is None else stop):
+        segment = prepared.segments[index]
         body = text[segment.start:segment.end]
         if body.startswith("%") or "\n%" in body:  # directives (`%YAML 1.1`) precede a `---`
             body = _DIRECTIVE_LINE.sub("", body)
@@ -289,6 +307,11 @@ def load_text(text: str, source: str) -> LoadResult:
             continue  # an empty or comments-only document, as kubectl treats it
         _add(result, Document(source, _content_line(body, segment.line), obj, body, segment.line))
     return result
+
+
+def load_text(text: str, source: str) -> LoadResult:
+    """Parse a multi-document YAML stream. Broken documents become errors; the others are kept."""
+    return load_prepared(prepare_text(text, source))
 
 
 def load_json(text: str, source: str) -> LoadResult:

@@ -19,9 +19,9 @@ Series (a contract: the alert rules in `readiness.alerts` and users' dashboards 
 - `readiness_build_info{version}` (gauge, always 1): also lets `absent(readiness_build_info)` tell that the
   operator is not being scraped.
 
-Cost: `observe` is O(findings of that workload): the series each (policy, workload) owns are kept as a set
-of label tuples, so removing the closed ones never scans the registry. Thread-safe (Kopf runs sync
-handlers in threads, and the HTTP server scrapes from its own).
+Cost: `observe` is O(findings of that workload): the series each (policy, workload) owns are kept with
+their values, so removing the closed ones never scans the registry and unchanged values are not
+rewritten. Thread-safe (Kopf runs sync handlers in threads, and the HTTP server scrapes from its own).
 """
 
 from __future__ import annotations
@@ -79,33 +79,35 @@ class ReadinessMetrics:
             registry=self.registry)
         self.build_info.labels(version=__version__).set(1)
         self._lock = threading.Lock()
-        # policy -> workload -> label tuples of the violation series that workload currently owns.
-        self._series: dict[str, dict[WorkloadRef, set[LabelValues]]] = {}
+        # policy -> workload -> the violation series that workload owns (label tuple -> value).
+        self._series: dict[str, dict[WorkloadRef, dict[LabelValues, int]]] = {}
         self._server: WSGIServer | None = None
 
     # -- violations ------------------------------------------------------------------------------------
 
     def observe(self, policy: str, ref: WorkloadRef, findings: Sequence[Finding]) -> None:
         """Make `policy`'s violation series of this workload exactly `findings` (open ones only)."""
-        counts = Tally(
+        counts: Tally[LabelValues] = Tally(
             (policy, ref.namespace, ref.kind, ref.name, f.check, str(f.severity)) for f in findings
         )
         with self._lock:
             workloads = self._series.setdefault(policy, {})
-            previous = workloads.get(ref, set())
-            for labels in previous.difference(counts):
+            previous = workloads.get(ref, {})
+            for labels in previous.keys() - counts.keys():
                 self._remove(labels)
             for labels, count in counts.items():
-                self.violations.labels(*labels).set(count)
+                # Periodic re-audits mostly find nothing new: skip the registry when the value is unchanged.
+                if previous.get(labels) != count:
+                    self.violations.labels(*labels).set(count)
             if counts:
-                workloads[ref] = set(counts)
+                workloads[ref] = dict(counts)
             else:
                 workloads.pop(ref, None)
 
     def forget(self, policy: str, ref: WorkloadRef) -> None:
         """The workload is gone (or the policy no longer matches it): drop its series for that policy."""
         with self._lock:
-            for labels in self._series.get(policy, {}).pop(ref, set()):
+            for labels in self._series.get(policy, {}).pop(ref, {}):
                 self._remove(labels)
 
     def forget_policy(self, policy: str) -> None:

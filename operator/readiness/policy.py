@@ -122,7 +122,10 @@ class LabelSelectorRequirement(Model):
 
     key: Annotated[str, Field(min_length=1, max_length=317)]
     """The label key the requirement applies to."""
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    # maxLength bounds the cost of the CEL rule above in the API server's estimator.
+    operator: Annotated[
+        Literal["In", "NotIn", "Exists", "DoesNotExist"], Field(json_schema_extra={"maxLength": 12}),
+    ]
     """One of In, NotIn, Exists, DoesNotExist."""
     values: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=MAX_GLOBS)] | None = None
     """Values for In and NotIn; must be empty for Exists and DoesNotExist."""
@@ -151,8 +154,8 @@ class Match(Model):
     exclude_namespaces: Annotated[list[Glob], Field(max_length=MAX_GLOBS)] = Field(
         default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"]
     )
-    """Namespace globs to leave out; they win over `namespaces`. Defaults to the system namespaces; set it
-    to `[]` to judge those too."""
+    """Namespace globs to leave out; they win over `namespaces`. The default leaves out the system
+    namespaces; set it to `[]` to judge those too."""
     namespace_selector: LabelSelector | None = None
     """Only namespaces whose labels match, for example `{matchLabels: {env: prod}}`."""
     selector: LabelSelector | None = None
@@ -161,7 +164,7 @@ class Match(Model):
         default_factory=lambda: ["Deployment", "StatefulSet", "DaemonSet"]
     )
     """Workload kinds to judge: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, or a
-    custom kind registered with the operator (such as Rollout). Defaults to the long-running controllers."""
+    custom kind registered with the operator (such as Rollout)."""
 
 
 # -- exemptions ------------------------------------------------------------------------------------------

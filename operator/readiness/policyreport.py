@@ -93,10 +93,11 @@ def policy_reports(
     """One PolicyReport per namespace with evaluations, sorted by namespace. Cluster-scoped workloads
     (no namespace) are left out: a PolicyReport is namespaced."""
     stamp = {"seconds": int((now or datetime.now(UTC)).timestamp()), "nanos": 0}
+    identities = workloads or {}
     by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for evaluation in evaluations:
         if evaluation.workload.namespace:
-            resource = _resource(evaluation.workload, (workloads or {}).get(evaluation.workload))
+            resource = _resource(evaluation.workload, identities.get(evaluation.workload))
             by_namespace[evaluation.workload.namespace].extend(
                 _results(policy, evaluation, resource, stamp))
     limits = _Limits(max_results, max_bytes)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import dataclasses
 import itertools
 import logging
@@ -377,7 +378,7 @@ def validating_webhook(settings: WebhookSettings, client_config: Mapping[str, An
     """The single webhook entry; the chart's static configuration renders the same fields."""
     return {
         "name": f"{WEBHOOK_NAME_PREFIX}.{name}",
-        "clientConfig": dict(client_config),
+        "clientConfig": with_handler_path(client_config),
         "rules": webhook_rules(settings.kinds),
         "failurePolicy": settings.failure_policy,
         "sideEffects": "None",  # the handler writes nothing, so dry-run requests are judged too
@@ -388,6 +389,22 @@ def validating_webhook(settings: WebhookSettings, client_config: Mapping[str, An
         ]},
         "admissionReviewVersions": ["v1"],
     }
+
+
+def with_handler_path(client_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The client config pointing at our handler: Kopf's server yields its bare URL
+    (`https://host:port`) and routes requests by path, so the API server must call `/readiness`.
+    Without it every request reaches no handler and is silently allowed. Idempotent."""
+    config = copy.deepcopy(dict(client_config))
+    suffix = "/" + HANDLER_ID
+    url = config.get("url")
+    if isinstance(url, str) and not url.rstrip("/").endswith(suffix):
+        config["url"] = url.rstrip("/") + suffix
+    service = config.get("service")
+    if isinstance(service, dict):
+        path = str(service.get("path") or "").rstrip("/")
+        service["path"] = path if path.endswith(suffix) else path + suffix
+    return config
 
 
 def webhook_configuration(settings: WebhookSettings, client_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -459,7 +476,14 @@ def _register_handlers(runtime: _Runtime) -> None:
     _unregister_handlers(runtime.registry)
 
     async def handler(**kwargs: Any) -> None:
-        await _validate(runtime, **kwargs)
+        try:
+            await _validate(runtime, kwargs)
+        except kopf.AdmissionError:
+            raise
+        except Exception as error:  # fail open, as failurePolicy Ignore would: Kopf turns errors into denials
+            logger.exception("Admission: could not judge the request; allowing it")
+            kwargs["warnings"].append(_clip(f"[readiness] not judged (webhook error): {error}",
+                                            runtime.settings.warning_width))
 
     for kind in runtime.settings.kinds:
         group, version, plural = RESOURCES[kind]
@@ -474,8 +498,9 @@ def _unregister_handlers(registry: kopf.OperatorRegistry) -> None:
     handlers[:] = [h for h in handlers if h.id != HANDLER_ID]
 
 
-async def _validate(runtime: _Runtime, **kwargs: Any) -> None:
-    """The Kopf handler: `warnings` is Kopf's list for the response; AdmissionError denies."""
+async def _validate(runtime: _Runtime, kwargs: Mapping[str, Any]) -> None:
+    """The Kopf handler's body: `warnings` is Kopf's list for the response; AdmissionError denies.
+    Kopf's keyword arguments are passed as one mapping: they include a `runtime` of their own."""
     body: kopf.Body = kwargs["body"]
     old: kopf.Body | None = kwargs.get("old")
     operation: str | None = kwargs.get("operation")

@@ -103,7 +103,10 @@ def api_writes(kubectl: Kubectl, resources: frozenset[str] = OUR_RESOURCES) -> d
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
+        # scope="resource": requests on one named object, as all of ours are; the namespace controller's
+        # collection deletes (scope="namespace") of earlier tests' namespaces are not ours.
+        if (labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources
+                and labels.get("scope") == "resource"):
             key = f"{labels['verb']} {labels['resource']}/{labels.get('subresource', '')}"
             counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return counts

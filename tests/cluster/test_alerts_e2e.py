@@ -49,6 +49,7 @@ def test_alert_fires_for_a_violating_deployment_and_resolves_when_fixed(
     kubectl("apply", "-f", "-", input=deployment_yaml("web", namespace))
 
     text = wait_until(lambda: written_rules(kubectl, policy), 60, "the operator to write the policy's rules")
+    assert text is not None  # wait_until returns only a truthy value
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(text)
     assert yaml.safe_load(text)["groups"][0]["rules"][0]["for"] == FOR

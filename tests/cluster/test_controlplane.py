@@ -41,7 +41,7 @@ def _assert_view_only(kubectl: Kubectl, namespace: str, user_kubeconfig: Path) -
     kubectl("create", "configmap", "visible", "-n", namespace)
     got = kubectl("get", "configmap", "visible", "-n", namespace, "-o", "name", kubeconfig=user_kubeconfig)
     assert got.stdout.strip() == "configmap/visible"
-    with pytest.raises(KubectlError, match="Forbidden"):
+    with pytest.raises(KubectlError, match="forbidden"):
         kubectl("create", "configmap", "denied", "-n", namespace, kubeconfig=user_kubeconfig)
 
 

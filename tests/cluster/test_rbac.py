@@ -46,7 +46,8 @@ def identity(control_plane: ControlPlane) -> Iterator[dict[str, str]]:
     kubectl("create", "namespace", namespace)
     rendered = subprocess.run(
         [str(binaries.helm()), "template", release, str(CHART), "--namespace", namespace,
-         "--set", "webhook.managed=true", "--set", "webhook.tls.mode=helm"],
+         "--set", "webhook.managed=true", "--set", "webhook.tls.mode=helm",
+         "--kube-version", binaries.KUBERNETES_VERSION],
         capture_output=True, text=True, check=True, timeout=120).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
     assert {d["kind"] for d in docs} == RBAC_KINDS
@@ -166,4 +167,5 @@ def test_operator_does_its_job_with_the_service_account_token(
             operator.wait(timeout=30)
         except subprocess.TimeoutExpired:
             operator.kill()
+        print(log.read_text()[-6000:])  # shown by pytest when the test fails
         kubectl("delete", "readinesspolicy", policy, "--ignore-not-found", "--wait=false", check=False)

@@ -92,7 +92,17 @@ def own_namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def webhook(control_plane: ControlPlane, crd: None, own_namespace: str,
+def outage_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """The outage test's namespace: the shared webhook below (still running) excludes it, so that only
+    the outage test's own, stopped operator could judge it."""
+    name = f"outage-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane: ControlPlane, crd: None, own_namespace: str, outage_namespace: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamespace]:
     name = f"wh-{uuid.uuid4().hex[:8]}.readiness.dev"
     cert_dir = tmp_path_factory.mktemp("webhook-tls")
@@ -102,7 +112,7 @@ def webhook(control_plane: ControlPlane, crd: None, own_namespace: str,
         addr="127.0.0.1", host="127.0.0.1", port=free_port(), managed_config=name,
         certfile=cert_dir / "tls.crt", pkeyfile=cert_dir / "tls.key", cafile=cert_dir / "ca.crt",
         cert_check_interval=1.0, operator_namespace=own_namespace, policy_source="api",
-        policy_refresh_seconds=0.0,
+        policy_refresh_seconds=0.0, excluded_namespaces=("kube-system", outage_namespace),
     )
     runner = webhook_operator(control_plane, settings)
     with runner:
@@ -223,8 +233,9 @@ def test_rotated_certificate_is_reloaded(webhook: Any, kubectl: Kubectl, namespa
 
 
 def test_operator_outage_does_not_block_applies(control_plane: ControlPlane, crd: None, kubectl: Kubectl,
-                                                namespace: str, policies: list[str],
+                                                outage_namespace: str, policies: list[str],
                                                 tmp_path: Path) -> None:
+    namespace = outage_namespace
     name = f"outage-{uuid.uuid4().hex[:8]}.readiness.dev"
     settings = WebhookSettings(addr="127.0.0.1", port=free_port(), managed_config=name, cert_dir=tmp_path,
                                policy_source="api", policy_refresh_seconds=0.0)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
 
 from readiness import crd
-from readiness.checks import all_checks
+from readiness.checks import CheckParams, all_checks
 from readiness.policy import DURATION_PATTERN, Exemption
 
 Node = dict[str, Any]
@@ -138,3 +138,20 @@ def test_cel_rules_iterate_only_bounded_lists(schema: Node) -> None:
     for path, node in walk(schema):
         if node.get("type") == "array" and any("x-kubernetes-validations" in n for _, n in walk(node)):
             assert "maxItems" in node, f"{path}: a list holding CEL rules needs maxItems"
+
+
+def test_cel_rules_come_from_declarations_and_min_max_pairs() -> None:
+    class Params(CheckParams):
+        min_replicas: int = 1
+        max_replicas: int = 10
+        max_ratio: float = 4.0
+        __cel_rules__: ClassVar[list[tuple[str, str]]] = [
+            ("self.maxRatio >= 1.0", "maxRatio must be at least 1"),
+        ]
+
+    assert crd.cel_rules(Params) == [
+        ("self.maxRatio >= 1.0", "maxRatio must be at least 1"),
+        ("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+         "minReplicas must not exceed maxReplicas"),
+    ]
+    assert "max_ratio" in Params.model_fields and "__cel_rules__" not in Params.model_fields

@@ -138,3 +138,12 @@ def test_observe_stays_exact_across_many_workloads() -> None:
         metrics.observe("prod", ref, [])
     assert metrics.violation_series() == 2 * 1000
     assert len(violations(metrics)) == 2 * 1000
+
+
+def test_a_changed_count_is_updated_in_place() -> None:
+    metrics = ReadinessMetrics()
+    metrics.observe("prod", WEB, [probe("app"), probe("proxy")])
+    metrics.observe("prod", WEB, [probe("app")])
+    assert violations(metrics) == {key(WEB, "readiness-probe-missing", "error"): 1.0}
+    metrics.observe("prod", WEB, [probe("app")])  # unchanged: still exactly one series
+    assert violations(metrics) == {key(WEB, "readiness-probe-missing", "error"): 1.0}

@@ -21,6 +21,7 @@ from readiness.webhook import (
     format_warning,
     review,
     webhook_configuration,
+    with_handler_path,
 )
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -165,8 +166,10 @@ def test_deny_message_caps_its_lines() -> None:
 
 def test_webhook_configuration_has_the_safety_defaults() -> None:
     settings = WebhookSettings(operator_namespace="readiness-system", managed_config="x.readiness.dev")
-    config = webhook_configuration(settings, {"url": "https://127.0.0.1:9443/readiness"})
+    config = webhook_configuration(settings, {"url": "https://127.0.0.1:9443", "caBundle": "Q0E="})
     (hook,) = config["webhooks"]
+    # Kopf's server yields its bare URL and routes by path: without /readiness nothing is judged.
+    assert hook["clientConfig"] == {"url": "https://127.0.0.1:9443/readiness", "caBundle": "Q0E="}
     assert hook["failurePolicy"] == "Ignore"
     assert hook["sideEffects"] == "None"
     assert hook["timeoutSeconds"] == 5
@@ -176,6 +179,17 @@ def test_webhook_configuration_has_the_safety_defaults() -> None:
     assert {r["resources"][0] for r in hook["rules"]} == {
         "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs"}
     assert all(r["operations"] == ["CREATE", "UPDATE"] for r in hook["rules"])
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"url": "https://127.0.0.1:9443/"}, {"url": "https://127.0.0.1:9443/readiness"}),
+    ({"url": "https://127.0.0.1:9443/readiness"}, {"url": "https://127.0.0.1:9443/readiness"}),
+    ({"service": {"name": "s", "namespace": "n"}}, {"service": {"name": "s", "namespace": "n",
+                                                                 "path": "/readiness"}}),
+    ({}, {}),
+])
+def test_client_config_points_at_the_handler(given: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert with_handler_path(given) == expected
 
 
 def test_unknown_kind_is_rejected() -> None:

@@ -28,7 +28,8 @@ def kopf_settings(ours: OperatorSettings) -> kopf.OperatorSettings:
     # Deliberate Events only: Kopf would otherwise mirror log lines onto objects.
     settings.posting.enabled = False
     settings.posting.loggers = False
-    settings.watching.server_timeout = ours.watch_server_timeout
+    # An int: Kopf passes it through as `timeoutSeconds`, and the API server rejects "300.0" (400).
+    settings.watching.server_timeout = int(ours.watch_server_timeout)
     settings.watching.client_timeout = ours.watch_client_timeout
     settings.watching.connect_timeout = ours.connect_timeout
     settings.networking.connect_timeout = ours.connect_timeout

@@ -195,6 +195,7 @@ async def on_workload_event(runtime: Runtime, ref: WorkloadRef, event_type: str 
     assert auditor is not None
     if event_type == "DELETED":
         auditor.forget(ref)
+        state.malformed.pop(ref, None)
         return
     item = state.workload(ref)
     if item is None:  # malformed: logged by the index

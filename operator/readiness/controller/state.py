@@ -161,5 +161,5 @@ class State:
             refs.discard(ref)
             if not refs:
                 del self.by_namespace[ref.namespace]
-        for mapping in (self.audited, self.known, self.reported, self.malformed):
+        for mapping in (self.audited, self.known, self.reported):
             mapping.pop(ref, None)

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -89,7 +90,9 @@ HELM = GoTool(
     (f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
      "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"),
 )
-ALL_TOOLS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL, ETCD, HELM)
+CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL)
+"""What ControlPlane runs; helm is only for the chart tests and the demo."""
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, HELM)
 
 
 def cache_dir() -> Path:
@@ -200,20 +203,38 @@ def _go_build_command(go: str, tools: list[GoTool], staging: Path) -> list[str]:
             "-o", f"{staging}/", *(tool.package for tool in tools)]
 
 
+class _Output:
+    """What ``go build -v`` printed: a line count (one per compiled package) and the last lines."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.tail: deque[str] = deque(maxlen=_ERROR_TAIL_LINES)
+
+    def collect(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.count += 1
+            self.tail.append(line.rstrip("\n"))
+
+
 def _run_with_progress(command: list[str], cwd: Path, out: TextIO) -> float:
-    """Run ``go build -v``, printing a heartbeat with the package count; raise with the output tail."""
-    started = last_report = time.monotonic()
-    tail: deque[str] = deque(maxlen=_ERROR_TAIL_LINES)
+    """Run ``go build -v``, printing a heartbeat every 30 s; raise with the output's tail on failure."""
+    started = time.monotonic()
+    output = _Output()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for packages, line in enumerate(process.stdout, start=1):
-        tail.append(line.rstrip("\n"))
-        now = time.monotonic()
-        if now - last_report >= _PROGRESS_EVERY_SECONDS:
-            last_report = now
-            print(f"    ... {packages} packages compiled, {now - started:.0f}s", file=out, flush=True)
-    if process.wait() != 0:
-        details = "\n".join(tail)
+    reader = threading.Thread(target=output.collect, args=(process,), daemon=True)
+    reader.start()
+    while True:
+        try:
+            process.wait(timeout=_PROGRESS_EVERY_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            print(f"    ... {elapsed:.0f}s, {output.count} packages compiled (linking comes last)",
+                  file=out, flush=True)
+    reader.join()
+    if process.returncode != 0:
+        details = "\n".join(output.tail)
         raise BinaryError(f"`{' '.join(command)}` in {cwd} failed (exit {process.returncode}):\n{details}")
     return time.monotonic() - started
 

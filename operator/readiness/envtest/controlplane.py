@@ -30,6 +30,12 @@ LOOPBACK = "127.0.0.1"
 ADMIN_USER = "admin"
 MASTERS_GROUP = "system:masters"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+_CONTROLLER_PROOFS = {
+    "serviceaccount-controller": ("/api/v1/namespaces/default/serviceaccounts/default", "metadata"),
+    "clusterrole-aggregation-controller": ("/apis/rbac.authorization.k8s.io/v1/clusterroles/view", "rules"),
+}
+"""Controller -> (object, field) that is non-empty once the controller works: start() waits for these,
+so no test races the controller manager's startup."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -164,7 +170,7 @@ class ControlPlane:
         self._kubectl_path = Path(which) if which else binaries.kubectl()
 
     def _start_local(self) -> None:
-        paths = binaries.ensure_all()
+        paths = {tool.name: binaries.locate(tool) for tool in binaries.CONTROL_PLANE_TOOLS}
         self._kubectl_path = paths["kubectl"]
         self._pki = _Pki(self.run_dir / "pki")
         began = time.monotonic()
@@ -191,13 +197,13 @@ class ControlPlane:
     def _start_etcd(self, etcd: Path) -> str:
         client_url, peer_url = f"http://{LOOPBACK}:{free_port()}", f"http://{LOOPBACK}:{free_port()}"
         self._spawn("etcd", [
-            str(etcd), "--name=default", f"--data-dir={self.run_dir / 'etcd-data'}",
+            str(etcd), "--name=envtest", f"--data-dir={self.run_dir / 'etcd-data'}",
             f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}",
             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=default={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
+            f"--initial-cluster=envtest={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
             *self.settings.etcd_flags,
         ])
-        self._wait("etcd", lambda: _http_status(client_url, "/health") == 200)
+        self._wait("etcd", lambda: _http_get(client_url, "/health")[0] == 200)
         return client_url
 
     def _start_apiserver(self, apiserver: Path, etcd_url: str) -> None:
@@ -206,6 +212,8 @@ class ControlPlane:
         self._spawn("kube-apiserver", [
             str(apiserver), f"--etcd-servers={etcd_url}",
             f"--advertise-address={LOOPBACK}", f"--bind-address={LOOPBACK}",
+            # The `kubernetes` Service's endpoints may not be loopback, and nothing could reach them.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={self._apiserver_port}",
             f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.client_ca_cert}", "--authorization-mode=RBAC",
@@ -234,9 +242,15 @@ class ControlPlane:
             "--leader-elect=false", "--use-service-account-credentials=false", "--secure-port=0",
             *self.settings.controller_manager_flags,
         ])
-        if self.settings.wait_for_controller_manager and "serviceaccount-controller" in self.settings.controllers:
-            path = "/api/v1/namespaces/default/serviceaccounts/default"
-            self._wait("kube-controller-manager", lambda: self._api_status(path) == 200)
+        if self.settings.wait_for_controller_manager:
+            self._wait("kube-controller-manager", self._controllers_working)
+
+    def _controllers_working(self) -> bool:
+        """Whether each enabled controller with a visible effect at startup has had it."""
+        for controller, (path, field) in _CONTROLLER_PROOFS.items():
+            if controller in self.settings.controllers and not self._api_get(path).get(field):
+                return False
+        return True
 
     def _wait(self, name: str, ready: Any) -> None:
         """Poll ``ready()`` until true; fail fast with the log tail if ``name`` exits meanwhile."""
@@ -253,9 +267,17 @@ class ControlPlane:
             time.sleep(0.05)
 
     def _api_status(self, path: str) -> int | None:
+        return self._api_response(path)[0]
+
+    def _api_get(self, path: str) -> dict[str, Any]:
+        """GET ``path`` as admin: the decoded object, or {} unless it answered 200."""
+        status, body = self._api_response(path)
+        return dict(json.loads(body)) if status == 200 else {}
+
+    def _api_response(self, path: str) -> tuple[int | None, bytes]:
         if self._probe_context is None:
             self._probe_context = self._require_pki().admin_ssl_context()
-        return _https_status(self.server, path, self._probe_context)
+        return _https_get(self.server, path, self._probe_context)
 
     # -- accessors -------------------------------------------------------------------------------
 
@@ -353,22 +375,23 @@ class ControlPlane:
         return result
 
 
-def _http_status(base_url: str, path: str) -> int | None:
+def _http_get(base_url: str, path: str) -> tuple[int | None, bytes]:
     host, port = base_url.removeprefix("http://").split(":")
     return _request(http.client.HTTPConnection(host, int(port), timeout=2), path)
 
 
-def _https_status(base_url: str, path: str, context: ssl.SSLContext) -> int | None:
+def _https_get(base_url: str, path: str, context: ssl.SSLContext) -> tuple[int | None, bytes]:
     host, port = base_url.removeprefix("https://").split(":")
     return _request(http.client.HTTPSConnection(host, int(port), timeout=2, context=context), path)
 
 
-def _request(connection: http.client.HTTPConnection, path: str) -> int | None:
-    """The HTTP status of GET ``path``, or None while the server does not answer."""
+def _request(connection: http.client.HTTPConnection, path: str) -> tuple[int | None, bytes]:
+    """GET ``path``: the status and body, or (None, b"") while the server does not answer."""
     try:
         connection.request("GET", path)
-        return connection.getresponse().status
+        response = connection.getresponse()
+        return response.status, response.read()
     except (OSError, http.client.HTTPException):
-        return None
+        return None, b""
     finally:
         connection.close()

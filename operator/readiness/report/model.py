@@ -124,10 +124,13 @@ def audit(
     engines: Sequence[Engine],
     kinds: KindRegistry = DEFAULT_KINDS,
     now: datetime | None = None,
+    context_objects: Sequence[Mapping[str, Any]] | None = None,
 ) -> AuditResult:
-    """Judge every workload among `documents` with every matching policy."""
+    """Judge every workload among `documents` with every matching policy. The context (PodDisruptionBudgets,
+    HorizontalPodAutoscalers, Namespace labels) comes from `context_objects` when given (a part of a stream
+    audited on its own: the objects of the whole stream), else from `documents`."""
     result = AuditResult([e.name for e in engines], active_checks(engines))
-    objects = [d.obj for d in documents if isinstance(d.obj, dict)]
+    objects = context_objects if context_objects is not None else context_objects_of(documents)
     context = AuditContext.from_objects(objects)
     namespace_labels = _namespace_labels(objects)
     for document in documents:
@@ -145,6 +148,16 @@ def audit(
                                  for error in evaluation.errors)
         result.workloads.append(WorkloadResult(document, workload, evaluations))
     return result
+
+
+CONTEXT_KINDS = frozenset({"PodDisruptionBudget", "HorizontalPodAutoscaler", "Namespace"})
+"""The kinds an audit reads besides workloads: the checks' context and the namespaces' labels."""
+
+
+def context_objects_of(documents: Iterable[Document]) -> list[Mapping[str, Any]]:
+    """The objects of `documents` that make up an audit's context, in input order."""
+    return [d.obj for d in documents
+            if isinstance(d.obj, dict) and isinstance(d.obj.get("kind"), str) and d.obj["kind"] in CONTEXT_KINDS]
 
 
 def active_checks(engines: Sequence[Engine]) -> list[Check[Any]]:
