@@ -1,17 +1,22 @@
 """`readiness audit` end to end on N generated Deployments, next to the parsers alone. Medians of 5.
 
-    python benchmarks/cli_bench.py [N]     # default 10000
+    python benchmarks/cli_bench.py [N] [--pyyaml]     # default 10000
 
-Prints the wall time and peak RSS of `readiness audit -o json` (a child process: startup, loading,
-evaluating and rendering included; RSS from resource.getrusage(RUSAGE_CHILDREN) of a fresh child per run),
-and, in-process, json.load of the same objects, PyYAML's CSafeLoader and yaml_rs.loads on the same file,
-and readiness.loader.load_text, with ratios to the CLI.
+Each round runs, back to back so that they share the machine's load: `readiness audit -o json` in a
+fresh child (startup, loading, evaluating and rendering included; two processes on a large file), the
+same with READINESS_SERIAL=1 (one process), an audit of a one-document file (the fixed cost: interpreter,
+imports, policy), and, in this process, `json.loads` of the same objects as JSON text, `yaml_rs.loads`
+of the stream and `readiness.loader.load_text`. It prints the median wall seconds of each, the CPU
+seconds of the children (user + system, worker included), the ratio of each row to `json.loads`, and
+the CLI's peak RSS. `--pyyaml` adds PyYAML's CSafeLoader (about 7 s a run).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,51 +34,72 @@ HERE = Path(__file__).resolve().parent
 RUNS = 5
 
 
-def median_time(fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fn: Callable[[], object]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def child_run(path: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one `readiness audit` in a fresh child."""
-    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-            "subprocess.run([sys.executable, '-m', 'readiness.cli', 'audit', '-f', sys.argv[1], "
-            "'-o', 'json'], "
-            "stdout=subprocess.DEVNULL); w = time.perf_counter() - t; "
-            "print(w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
-    wall, rss = out.stdout.split()
-    return float(wall), float(rss)
+def child_run(path: Path, serial: bool = False) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system of the child and its worker) and peak RSS (MiB) of one
+    `readiness audit -o json` in a fresh child."""
+    env = dict(os.environ)
+    env.pop("READINESS_SERIAL", None)
+    if serial:
+        env["READINESS_SERIAL"] = "1"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", "json"],
+                   stdout=subprocess.DEVNULL, env=env, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    count = int(args[0]) if args else 10000
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, f"deployments-{count}.yaml")
         with path.open("w") as out:
             subprocess.run([sys.executable, str(HERE / "generate.py"), str(count)], stdout=out, check=True)
+        one = Path(tmp, "one.yaml")
+        with one.open("w") as out:
+            subprocess.run([sys.executable, str(HERE / "generate.py"), "1"], stdout=out, check=True)
         text = path.read_text()
         objects = [d for d in yaml_rs.loads(text, parse_datetime=False) if d is not None]
-        json_path = Path(tmp, "objects.json")
-        json_path.write_text(json.dumps(objects))
-        runs = [child_run(path) for _ in range(RUNS)]
-        cli = statistics.median(w for w, _ in runs)
-        rss = statistics.median(r for _, r in runs)
-        rows = [
-            ("readiness audit -o json (child)", cli),
-            ("readiness.loader.load_text", median_time(lambda: load_text(text, "bench"))),
-            ("json.load (same objects)", median_time(lambda: json.loads(json_path.read_text()))),
-            ("yaml_rs.loads (whole stream)", median_time(lambda: yaml_rs.loads(text, parse_datetime=False))),
-            ("PyYAML CSafeLoader", median_time(lambda: list(yaml.load_all(text, Loader=yaml.CSafeLoader)))),
-        ]
-    print(f"{count} Deployments, {len(text) / 1e6:.1f} MB, {os.cpu_count()} CPUs, medians of {RUNS}")
-    for name, seconds in rows:
-        print(f"  {name:34} {seconds:7.2f} s   x{seconds / cli:5.2f} of the CLI")
-    print(f"  readiness audit peak RSS: {rss:.0f} MiB")
+        json_text = json.dumps(objects)
+        del objects  # json.loads must not pay for a heap full of earlier objects
+        rows: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
+        rss = 0.0
+        for _ in range(RUNS):
+            for name, serial in (("readiness audit -o json", False), ("  same, READINESS_SERIAL=1", True)):
+                wall, seconds, peak = child_run(path, serial)
+                rows.setdefault(name, []).append(wall)
+                cpu.setdefault(name, []).append(seconds)
+                rss = max(rss, peak)
+            wall, seconds, _ = child_run(one)
+            rows.setdefault("readiness audit, one document", []).append(wall)
+            cpu.setdefault("readiness audit, one document", []).append(seconds)
+            rows.setdefault("json.loads (same objects)", []).append(timed(lambda: json.loads(json_text)))
+            rows.setdefault("yaml_rs.loads (whole stream)", []).append(
+                timed(lambda: yaml_rs.loads(text, parse_datetime=False)))
+            rows.setdefault("readiness.loader.load_text", []).append(timed(lambda: load_text(text, "bench")))
+            if "--pyyaml" in sys.argv:
+                rows.setdefault("PyYAML CSafeLoader", []).append(
+                    timed(lambda: list(yaml.load_all(text, Loader=yaml.CSafeLoader))))
+    base = statistics.median(rows["json.loads (same objects)"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{count} Deployments, {len(text) / 1e6:.1f} MB, {os.cpu_count()} CPUs, load average {load:.1f}, "
+          f"medians of {RUNS}")
+    for name, times in rows.items():
+        median = statistics.median(times)
+        cpu_text = f"  cpu {statistics.median(cpu[name]):5.2f} s" if name in cpu else " " * 14
+        print(f"  {name:32} {median:6.2f} s{cpu_text}   x{median / base:5.2f} of json.loads")
+    print(f"  readiness audit peak RSS: {rss:.0f} MiB (largest process)")
 
 
 if __name__ == "__main__":

@@ -88,9 +88,16 @@ async def api_writes(api: k8s.ApiClient) -> float:
     return total
 
 
-async def count_annotated(apps: k8s.AppsV1Api, namespace: str) -> int:
-    listed = await apps.list_namespaced_deployment(namespace, label_selector="readiness.dev/compliant")
-    return len(listed.items)
+async def watch_annotated(apps: k8s.AppsV1Api, namespace: str, seen: set[str]) -> None:
+    """Collect the names of Deployments carrying a verdict, from one watch: polling lists of thousands of
+    objects would load the API server the operator is being measured against."""
+    listed = await apps.list_namespaced_deployment(namespace, limit=1)
+    stream = watch.Watch()
+    async for event in stream.stream(apps.list_namespaced_deployment, namespace,
+                                     resource_version=listed.metadata.resource_version, timeout_seconds=3600):
+        meta = event["object"].metadata
+        if VERDICT in (meta.annotations or {}):
+            seen.add(meta.name)
 
 
 def rss_mb(pid: int, field: str = "VmHWM") -> float:
@@ -130,17 +137,28 @@ async def run(args: argparse.Namespace, kubeconfig: str, kubectl: Any) -> None:
           f"{args.concurrency})")
 
     kubectl("apply", "-f", "-", input=yaml.safe_dump(policy(namespace)))
+    seen: set[str] = set()
+    watcher = asyncio.create_task(watch_annotated(apps, namespace, seen))
+    await asyncio.sleep(1)
     operator = start_operator(kubeconfig, args.concurrency)
     try:
         started = time.perf_counter()
-        while await count_annotated(apps, namespace) < args.count:
+        first: float | None = None
+        while len(seen) < args.count:
             if operator.poll() is not None:
                 raise SystemExit("the operator exited: see /tmp/operator-bench.log")
-            await asyncio.sleep(0.5)
+            if seen and first is None:
+                first = time.perf_counter() - started
+            await asyncio.sleep(0.05)
         initial = time.perf_counter() - started
-        print(f"initial audit: {initial:.2f}s for {args.count} (ratio to raw patches {initial / raw:.2f}x, "
-              f"target <= 1.5x; includes the operator's start and initial list)")
-        await asyncio.sleep(3)
+        watcher.cancel()
+        first = first if first is not None else initial
+        print(f"initial audit: {initial:.2f}s from the operator's process start to {args.count} annotated "
+              f"({initial / raw:.2f}x the raw patches; target <= 1.5x)")
+        print(f"  of which start-up (imports, login, initial lists, indexing) until the first annotation: "
+              f"{first:.2f}s; audit and writes after it: {initial - first:.2f}s "
+              f"({(initial - first) / raw:.2f}x the raw patches)")
+        await asyncio.sleep(5)
         await latency(args, api, apps, namespace, names)
         before = await api_writes(api)
         await asyncio.sleep(args.quiet)
@@ -198,6 +216,7 @@ async def latency(args: argparse.Namespace, api: k8s.ApiClient, apps: k8s.AppsV1
     while pending and time.perf_counter() < deadline:
         await asyncio.sleep(0.1)
     watcher.cancel()
+    await asyncio.sleep(3)  # the status flush of the last changes belongs to them, not to the quiet period
     writes = await api_writes(api) - before
     if latencies:
         latencies.sort()

@@ -14,7 +14,7 @@ from typing import Any
 from readiness.checks import CATALOG, all_checks
 from readiness.checks.base import Category, Check, CheckParams, Severity
 from readiness.context import AuditContext
-from readiness.policy import Exemption, ReadinessPolicy
+from readiness.policy import Exemption, ReadinessPolicy, UnlistedChecks
 from readiness.selectors import GlobSet, LabelMatcher, compile_selector
 from readiness.workload import ContainerRole, Workload, WorkloadClass, WorkloadRef
 
@@ -244,6 +244,8 @@ class Engine:
         settings = self._settings(check)
         if settings is not None and settings.enabled is not None:
             return bool(settings.enabled)
+        if self.policy.spec.unlisted_checks is UnlistedChecks.OFF:
+            return settings is not None  # listed (perhaps only for a severity): on
         return check.enabled_by_default
 
     def _activate(self, check: Check[Any]) -> ActiveCheck:

@@ -438,6 +438,7 @@ def iter_objects(documents: Iterable[Document]) -> Iterator[Any]:
 # -- locating a container's line in a document ------------------------------------------------------------
 
 _CONTAINERS_KEY = re.compile(r"(?:initContainers|containers):")
+_NAME_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def container_line(document: Document, container: str) -> int:
@@ -447,7 +448,12 @@ def container_line(document: Document, container: str) -> int:
     anchor = _CONTAINERS_KEY.search(text)
     if anchor is None:
         return document.line
-    pattern = re.compile(r"\bname:[ \t]*([\"']?)" + re.escape(container) + r"\1[ \t]*(?:[,}\n#]|$)")
+    pattern = _NAME_PATTERNS.get(container)
+    if pattern is None:  # container names repeat across documents (app, proxy): compile each one once
+        pattern = re.compile(r"\bname:[ \t]*([\"']?)" + re.escape(container) + r"\1[ \t]*(?:[,}\n#]|$)")
+        if len(_NAME_PATTERNS) >= 1024:
+            _NAME_PATTERNS.clear()
+        _NAME_PATTERNS[container] = pattern
     match = pattern.search(text, anchor.end())
     if match is None:
         return document.line

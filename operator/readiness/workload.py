@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -175,9 +175,15 @@ class MalformedWorkload(ValueError):
     """The object is of a workload kind but its shape is wrong; the message names the field."""
 
 
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """isinstance(value, Mapping), fast for the plain dicts that YAML and JSON parsers build (the ABC
+    check costs several lookups, and projection runs it a dozen times per workload)."""
+    return value.__class__ is dict or isinstance(value, Mapping)
+
+
 def _dig(obj: Any, path: tuple[str, ...]) -> Any:
     for key in path:
-        if not isinstance(obj, Mapping):
+        if not (obj.__class__ is dict or isinstance(obj, Mapping)):
             return None
         obj = obj.get(key)
     return obj
@@ -186,9 +192,10 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
 def _str_map(value: Any, where: str) -> Mapping[str, str]:
     if value is None:
         return EMPTY
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         raise MalformedWorkload(f"{where}: expected a mapping, got {type(value).__name__}")
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    return {k if k.__class__ is str else str(k): v if v.__class__ is str else "" if v is None else str(v)
+            for k, v in value.items()}
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
@@ -200,7 +207,7 @@ def _containers(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
         if not isinstance(items, list):
             raise MalformedWorkload(f"spec.{key}: expected a list, got {type(items).__name__}")
         for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
+            if not _is_mapping(item):
                 raise MalformedWorkload(f"spec.{key}[{index}]: expected a mapping, got {type(item).__name__}")
             role = default_role
             if role is ContainerRole.INIT and item.get("restartPolicy") == "Always":
@@ -222,7 +229,7 @@ def _replicas(obj: Mapping[str, Any], spec: KindSpec) -> int | None:
 
 def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Workload:
     """Build the engine's view of a manifest. Raises NotAWorkload or MalformedWorkload, never others."""
-    if not isinstance(obj, Mapping):
+    if not _is_mapping(obj):
         raise MalformedWorkload(f"expected a mapping, got {type(obj).__name__}")
     kind = obj.get("kind")
     spec = kinds.get(kind) if isinstance(kind, str) else None
@@ -231,21 +238,21 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
     meta = obj.get("metadata")
     if meta is None:
         meta = EMPTY
-    if not isinstance(meta, Mapping):
+    if not _is_mapping(meta):
         raise MalformedWorkload("metadata: expected a mapping")
     name = meta.get("name") or meta.get("generateName") or ""
     template = _dig(obj, spec.template_path) if spec.template_path else obj
-    if not isinstance(template, Mapping):
+    if not _is_mapping(template):
         where = ".".join(spec.template_path) or "(object)"
         raise MalformedWorkload(f"{where}: missing pod template")
     pod_spec = template.get("spec")
-    if not isinstance(pod_spec, Mapping):
+    if not _is_mapping(pod_spec):
         where = ".".join((*spec.template_path, "spec"))
         raise MalformedWorkload(f"{where}: missing pod spec")
     template_meta = template.get("metadata") if spec.template_path else meta
     owners = meta.get("ownerReferences")
     controlled = isinstance(owners, list) and any(
-        isinstance(o, Mapping) and o.get("controller") for o in owners
+        _is_mapping(o) and o.get("controller") for o in owners
     )
     strategy = _dig(obj, spec.strategy_path) if spec.strategy_path else None
     generation = meta.get("generation")
@@ -255,13 +262,13 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
         labels=_str_map(meta.get("labels"), "metadata.labels"),
         annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
         pod_labels=_str_map(
-            template_meta.get("labels") if isinstance(template_meta, Mapping) else None,
+            template_meta.get("labels") if _is_mapping(template_meta) else None,
             "template.metadata.labels",
         ),
         pod_spec=pod_spec,
         containers=_containers(pod_spec),
         replicas=_replicas(obj, spec),
-        strategy=strategy if isinstance(strategy, Mapping) else None,
+        strategy=strategy if _is_mapping(strategy) else None,
         controlled=controlled,
         api_version=str(obj.get("apiVersion") or ""),
         uid=str(meta.get("uid") or ""),

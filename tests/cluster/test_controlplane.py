@@ -126,16 +126,16 @@ def test_children_never_outlive_python(
     """SIGTERM/SIGINT: our handlers stop the children and clean up. SIGKILL: PR_SET_PDEATHSIG kills them."""
     env = {**os.environ, "READINESS_USE_EXISTING_CLUSTER": "0"}
     command = [sys.executable, "-c", _CHILD_SCRIPT]
-    python = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    python = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert python.stdout is not None
     started = json.loads(python.stdout.readline() or "{}")
     try:
-        assert started, "the child Python failed to start a control plane"
+        assert started, f"the child Python failed to start a control plane: {python.communicate()[1]}"
         python.send_signal(sig)
-        python.wait(timeout=60)
+        _, stderr = python.communicate(timeout=60)
         _assert_gone(started["pids"])
         if sig != signal.SIGKILL:
-            assert python.returncode != 0
+            assert python.returncode != 0, stderr
             assert not Path(started["run_dir"]).exists()
     finally:
         python.kill()

@@ -4,6 +4,10 @@ its warnings and rejections.
 The webhook runs in a real Kopf operator (KopfRunner) whose only startup step is
 `readiness.webhook.configure`, with `policy_source=api`: it reads the policies from the API server, as the
 chart's standby replicas do. It manages its own ValidatingWebhookConfiguration (url https://127.0.0.1:PORT).
+
+So the API server must reach this machine's 127.0.0.1: true of the local control plane, not of kind (its
+API server runs inside a node container). With `--use-existing-cluster` these tests skip, saying so; on
+kind, the chart's in-cluster release (`make kind-deploy`) is what serves admission.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ from readiness.tls import Authority, write_serving_certificate
 from readiness.webhook import WebhookSettings, configure
 
 pytestmark = pytest.mark.cluster
+
+LOCAL_ONLY = ("the API server of an existing cluster (--use-existing-cluster, e.g. kind) cannot call a "
+              "webhook on this machine's 127.0.0.1; on kind the in-cluster release serves admission")
+
+
+@pytest.fixture(autouse=True)
+def _api_server_reaches_localhost(control_plane: ControlPlane) -> None:
+    if control_plane.settings.use_existing_cluster:
+        pytest.skip(LOCAL_ONLY)
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = {"httpGet": {"path": "/healthz", "port": 8080}}

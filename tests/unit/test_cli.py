@@ -190,3 +190,120 @@ def test_broken_pipe_is_quiet() -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+# -- one large stream on two cores (readiness.report.parallel) ----------------------------------------------
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import generate  # noqa: E402
+
+CONTEXT = """---
+apiVersion: v1
+kind: Namespace
+metadata: {name: payments, labels: {tier: gold}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: zero, namespace: search}
+spec: {maxUnavailable: 0, selector: {matchLabels: {}}}
+"""
+LATE_CONTEXT = """---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: hpa, namespace: media}
+spec: {minReplicas: 1, scaleTargetRef: {kind: Deployment, name: media-svc-3}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: late, namespace: ledger}
+spec: {minAvailable: 1, selector: {matchLabels: {}}}
+---
+kind: Deployment
+metadata: {name: broken}
+spec: {template: {spec: {containers: 7}}}
+---
+key: [unclosed
+"""
+
+
+def large_stream(count: int) -> str:
+    """`count` generated Deployments with context objects at both ends and broken documents in the
+    second half: the worker's context must reach the parent and the other way round."""
+    import io
+    import random
+
+    rng = random.Random(7)
+    out = io.StringIO()
+    out.write(CONTEXT)
+    for index in range(count):
+        out.write(generate.deployment(rng, index))
+        if index == count * 3 // 4:
+            out.write("---\n- not\n- a mapping\n")
+    out.write(LATE_CONTEXT)
+    return out.getvalue()
+
+
+def test_parallel_audit_matches_the_serial_one_in_every_format(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from readiness.engine import Engine, default_policy
+    from readiness.loader import load_text
+    from readiness.report import FORMATS, RenderOptions, renderer
+    from readiness.report.model import audit
+    from readiness.report.parallel import audit_stream
+    from readiness.workload import DEFAULT_KINDS
+
+    text = large_stream(400)
+    engines = [Engine(default_policy())]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    outcome = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now)
+    assert outcome is not None
+    parallel, load_errors, documents = outcome
+    parallel.errors[:0] = load_errors
+    loaded = load_text(text, "big.yaml")
+    serial = audit(loaded.documents, engines, DEFAULT_KINDS, now)
+    serial.errors[:0] = loaded.errors
+    assert documents == len(loaded.documents)
+    assert len(serial.errors) == 3
+    judged = {(w.workload.ref.namespace, f.check) for w in serial.workloads for _, f in w.findings}
+    assert ("search", "pdb-blocks-evictions") in judged  # a budget from the first half
+    assert ("ledger", "pod-disruption-budget-missing") not in judged  # ... and one from the second
+    for name in FORMATS:
+        options = RenderOptions()
+        assert renderer(name)(parallel, options) == renderer(name)(serial, options), name
+    ahead = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now, json_entries=True)
+    assert ahead is not None
+    ahead[0].errors[:0] = ahead[1]
+    assert all(w.json_entry is not None for w in ahead[0].workloads)
+    assert renderer("json")(ahead[0], RenderOptions()) == renderer("json")(serial, RenderOptions())
+
+
+def test_a_failing_worker_falls_back_to_the_serial_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from readiness.engine import Engine, default_policy
+    from readiness.report import parallel
+    from readiness.workload import DEFAULT_KINDS
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("worker bug")
+
+    monkeypatch.setattr(parallel, "_worker", crash)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    engines = [Engine(default_policy())]
+    assert parallel.audit_stream(large_stream(50), "x", engines, DEFAULT_KINDS, now) is None
+
+
+def test_cli_output_is_the_same_with_and_without_the_worker(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "big.yaml"
+    path.write_text(large_stream(2600))  # above the 2 MB threshold of the parallel path
+    assert path.stat().st_size > 2_000_000
+    two = run("audit", "-f", str(path), "-o", "json")
+    env = dict(os.environ, READINESS_SERIAL="1")
+    one = subprocess.run([sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", "json"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False, env=env)
+    assert two.returncode == one.returncode == 2  # the broken documents
+    assert two.stdout == one.stdout and two.stderr == one.stderr
+    assert json.loads(two.stdout)["summary"]["workloads"] == 2600

@@ -80,7 +80,7 @@ def test_kopf_settings_for_scale() -> None:
     _registry, kopf_settings, _runtime = build(OperatorSettings(metrics_port=0))
     assert kopf_settings.posting.enabled is False
     assert kopf_settings.watching.server_timeout == 300 and kopf_settings.watching.client_timeout == 330
-    assert kopf_settings.watching.connect_timeout and kopf_settings.queueing.worker_limit == 100
+    assert kopf_settings.watching.connect_timeout and kopf_settings.queueing.worker_limit is None
     assert kopf_settings.peering.standalone
 
 
@@ -140,15 +140,12 @@ def test_invalid_policy_is_indexed_with_a_one_line_error() -> None:
 def audited_state(*bodies: dict[str, Any], policies: list[dict[str, Any]]) -> tuple[State, Auditor]:
     runtime = Runtime(OperatorSettings(), KindRegistry(), [])
     state = runtime.state
-    index: dict[WorkloadRef, list[Any]] = {}
     for body in bodies:
-        for ref, entry in index_workload(runtime, body, "deployments").items():
-            index[ref] = [entry]
-    state.workloads = {"Deployment": index}
+        state.workloads.update(index_workload(runtime, body, "deployments"))
     state.policies = {p["metadata"]["name"]: [index_policy(p)[p["metadata"]["name"]]] for p in policies}
     state.namespaces = {"shop": [{"env": "prod"}], "dev": [{"env": "dev"}]}
     auditor = Auditor(runtime.settings, state, ReadinessMetrics())
-    asyncio.run(auditor.audit_many(list(index)))
+    asyncio.run(auditor.audit_many(list(state.workloads)))
     return state, auditor
 
 

@@ -128,3 +128,77 @@ def test_messages_and_judgement_counts() -> None:
     # shared findings are equal to freshly built ones: sharing is an optimisation, not a semantic
     again = engine().evaluate(deployment(), now=NOW)
     assert again.findings == result.findings
+
+
+def test_findings_follow_check_order_then_container_order_whatever_the_pod_shape() -> None:
+    """The flat plans (one per workload class and container roles) keep the order of the catalog, then
+    of the containers, and count one judgement per (check, container)."""
+    policy = engine()
+    two = policy.evaluate(deployment(), now=NOW)
+    one = policy.evaluate(project({
+        "kind": "Deployment", "metadata": {"name": "solo", "namespace": "shop"},
+        "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}},
+    }), now=NOW)
+    order = [a.check.id for a in policy.active]
+    for result in (one, two):
+        ranks = [(order.index(f.check), f.container != "web") for f in result.findings]
+        assert ranks == sorted(ranks)
+    container_checks = sum(1 for a in policy.active if a.roles is not None and "service" in
+                           {c.value for c in a.check.classes})
+    assert two.results - one.results == container_checks  # the second container adds one per check
+
+
+def test_a_crashing_check_skips_its_other_containers_and_the_rest_still_run() -> None:
+    policy = engine()
+    baseline = policy.evaluate(deployment(), now=NOW)
+    step = next(s for s in policy._plans[deployment().workload_class]
+                if s.check.id == "readiness-probe-missing")
+    calls: list[str] = []
+
+    def crash(container: Any, workload: Any, params: Any) -> None:
+        calls.append(container.name)
+        raise RuntimeError("boom")
+
+    original = step.container_fn
+    policy._flat.clear()
+    step.container_fn = crash
+    try:
+        result = policy.evaluate(deployment(), now=NOW)
+    finally:
+        step.container_fn = original
+        policy._flat.clear()
+    assert calls == ["web"]  # proxy was not judged by the crashed check
+    assert result.errors == ["readiness-probe-missing: RuntimeError: boom"]
+    assert result.results == baseline.results - 1
+    assert {f.check for f in result.findings} == {f.check for f in baseline.findings} - {
+        "readiness-probe-missing"}
+
+
+def test_findings_with_details_are_shared_per_distinct_outcome() -> None:
+    root = {"kind": "Deployment", "metadata": {"name": "a", "namespace": "shop"},
+            "spec": {"replicas": 3, "template": {"spec": {"securityContext": {"runAsUser": 0},
+                                                          "containers": [{"name": "web", "image": "w:1"}]}}}}
+    policy = engine()
+    first = next(f for f in policy.evaluate(project(root), now=NOW).findings if f.check == "run-as-root")
+    again = next(f for f in policy.evaluate(project(root), now=NOW).findings if f.check == "run-as-root")
+    assert first is again and "runAsUser: 0" in first.message
+    root["spec"]["template"]["spec"]["securityContext"] = {}  # type: ignore[index]
+    other = next(f for f in policy.evaluate(project(root), now=NOW).findings if f.check == "run-as-root")
+    assert other.message != first.message
+
+
+def test_unlisted_checks_off_judges_only_the_listed_checks() -> None:
+    from readiness.engine import Engine
+    from readiness.policy import ReadinessPolicy
+
+    def active(spec: dict[str, object]) -> set[str]:
+        policy = ReadinessPolicy.model_validate({"metadata": {"name": "p"}, "spec": spec})
+        return {a.check.id for a in Engine(policy).active}
+
+    listed = {"run-as-root": {"severity": "warning"}, "host-port": {"enabled": False},
+              "startup-probe-missing": {}}
+    only = active({"checks": listed, "unlistedChecks": "off"})
+    assert only == {"run-as-root", "startup-probe-missing"}  # listed and not disabled, even off-by-default
+    everything = active({"checks": listed})
+    assert {"run-as-root", "readiness-probe-missing"} <= everything
+    assert "host-port" not in everything

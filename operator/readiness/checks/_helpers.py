@@ -222,7 +222,12 @@ def resource(container: Container, section: str, name: str) -> Any:
     resources = container.spec.get("resources")
     if not resources:
         return None
-    return mapping(mapping(resources).get(section)).get(name)
+    if resources.__class__ is not dict:  # `mapping()` inlined for plain dicts: four checks per container
+        resources = mapping(resources)
+    values = resources.get(section)
+    if values.__class__ is not dict:
+        values = mapping(values)
+    return values.get(name)
 
 
 def expected_replicas(workload: Workload, context_hpas: Mapping[tuple[str, str, str], int],

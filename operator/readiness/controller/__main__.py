@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Kopf logs every index and event handler call at INFO: one line per workload event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         ours = settings_mod.from_args(args, extra={k: v for k, v in vars(args).items()
                                                    if k.startswith("webhook_") and k != "webhook_enabled"})

@@ -34,7 +34,7 @@ def kopf_settings(ours: OperatorSettings) -> kopf.OperatorSettings:
     settings.watching.connect_timeout = ours.connect_timeout
     settings.networking.connect_timeout = ours.connect_timeout
     settings.networking.request_timeout = ours.request_timeout
-    settings.queueing.worker_limit = ours.worker_limit
+    settings.queueing.worker_limit = ours.worker_limit or None
     settings.peering.standalone = ours.standalone
     settings.peering.clusterwide = True
     settings.peering.priority = ours.priority
@@ -73,7 +73,6 @@ def _register_lifecycle(runtime: Runtime, registry: kopf.OperatorRegistry) -> No
 async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes: dict[str, Any]) -> None:
     ours, state = runtime.settings, runtime.state
     # Kopf hands the (still filling) indexes to startup handlers: keep them for every later audit.
-    state.workloads = {w.kind: indexes[f"workloads_{w.kind.lower()}"] for w in runtime.watched}
     state.policies = indexes["policies"]
     state.namespaces = indexes["namespaces"]
     state.pdbs = indexes["pdbs"]

@@ -1,7 +1,14 @@
-"""Kopf wiring: indexes and event handlers on workloads, full handlers and one timer on policies.
+"""Kopf wiring: event handlers on workloads, indexes on their context, full handlers and one timer on
+policies.
 
-Workloads get only `@kopf.index` and `@kopf.on.event`: those keep no state on the object, so no
-`kopf.zalando.org/*` annotation and no finalizer ever lands on a workload.
+Workloads get only `@kopf.on.event`, which keeps no state on the object: no `kopf.zalando.org/*`
+annotation and no finalizer ever lands on a workload. Their projection lives in `State.workloads`,
+filled by that handler, rather than in a `@kopf.index`: in Kopf 1.45.2 every indexed object's worker
+calls `drop_toggle()` on the operator-wide "indexed" barrier, which wakes every waiting worker, so
+indexing N workloads costs O(N^2) wake-ups at start-up (measured: 500,000 for 1,000 Deployments, and
+the start-up of 10,000 would take minutes). Policies, namespaces, PodDisruptionBudgets and
+HorizontalPodAutoscalers stay Kopf indexes: they are few, and the barrier guarantees that they are all
+known before the first workload is audited, so a restart never writes a verdict computed without them.
 """
 
 from __future__ import annotations
@@ -179,14 +186,16 @@ def _register_workload(runtime: Runtime, registry: kopf.OperatorRegistry, watche
     resource = _resource(watched)
     suffix = watched.kind.lower()
 
-    @kopf.index(*resource, id=f"workloads_{suffix}", registry=registry)
-    def workloads(body: kopf.Body, resource: kopf.Resource, **_: Any) -> dict[WorkloadRef, IndexedWorkload]:
-        return index_workload(runtime, body, resource.plural)
-
     @kopf.on.event(*resource, id=f"audit_{suffix}", registry=registry)
-    async def audit(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def audit(type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
         meta = body.get("metadata") or {}
         ref = WorkloadRef(watched.kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        if type != "DELETED":
+            entry = index_workload(runtime, body, resource.plural).get(ref)
+            if entry is None:
+                runtime.state.workloads.pop(ref, None)
+            else:
+                runtime.state.workloads[ref] = entry
         await on_workload_event(runtime, ref, type)
 
 
@@ -210,10 +219,12 @@ async def on_workload_event(runtime: Runtime, ref: WorkloadRef, event_type: str 
 
 
 def _register_context(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
+    # Index functions are `async def` although they never await: Kopf runs plain `def` handlers in a
+    # thread pool, a thread hop per object.
     state = runtime.state
 
     @kopf.index("", "v1", "namespaces", id="namespaces", registry=registry)
-    def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    async def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
         return {name: dict(labels)}
 
     @kopf.on.event("", "v1", "namespaces", id="namespace_changed", registry=registry)
@@ -230,11 +241,11 @@ def _register_context(runtime: Runtime, registry: kopf.OperatorRegistry) -> None
             await _reaudit(runtime, state.refs_in(name))
 
     @kopf.index("policy", "v1", "poddisruptionbudgets", id="pdbs", registry=registry)
-    def pdbs(body: kopf.Body, **_: Any) -> dict[str, Any]:
+    async def pdbs(body: kopf.Body, **_: Any) -> dict[str, Any]:
         return index_pdb(body)
 
     @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas", registry=registry)
-    def hpas(body: kopf.Body, **_: Any) -> dict[str, Any]:
+    async def hpas(body: kopf.Body, **_: Any) -> dict[str, Any]:
         return index_hpa(body)
 
     async def context_changed(kind: str, namespace: str | None, name: str, body: kopf.Body, type: str | None,
@@ -274,7 +285,7 @@ def _register_policies(runtime: Runtime, registry: kopf.OperatorRegistry) -> Non
     resource = (API_GROUP, API_VERSION, PLURAL)
 
     @kopf.index(*resource, id="policies", registry=registry)
-    def policies(body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:
+    async def policies(body: kopf.Body, **_: Any) -> dict[str, PolicyEntry]:
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return {}  # being deleted: judge nothing with it from now on
         return index_policy(body)
@@ -310,7 +321,10 @@ async def on_policy_changed(runtime: Runtime, name: str, body: Mapping[str, Any]
         return
     runtime.policy_errors.pop(name, None)
     await publisher.sync_rules(entry)
-    await auditor.audit_policy(name)
+    if not resumed:
+        await auditor.audit_policy(name)
+    # On resume (operator start) every workload gets its own initial event, audited with the complete
+    # policy index: a policy-wide audit here would only evaluate everything twice.
     publisher.mark_audited(name, force=not resumed)
     runtime.last_periodic[name] = time.monotonic()
 

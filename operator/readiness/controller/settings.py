@@ -64,9 +64,11 @@ class OperatorSettings:
     write_concurrency: int = 10
     """API writes in flight at once. Higher converges a big cluster faster but competes with other
     clients for the API server's priority-and-fairness seats."""
-    worker_limit: int = 100
-    """Kopf's per-object worker limit. Unbounded by default in Kopf, which means one task per object on
-    start-up: tens of thousands at once."""
+    worker_limit: int = 0
+    """Kopf's per-object worker limit; 0 leaves it unbounded. Keep 0 with indexes: on start-up each
+    worker indexes its object and then waits until every object is indexed, so a limit below the number
+    of watched objects deadlocks (measured: 100 workers, 1,000 Deployments, nothing ever audited). API
+    concurrency is bounded by `write_concurrency` instead; idle workers exit after Kopf's idle timeout."""
     retry_attempts: int = 6
     """Attempts for a write that fails with 409, 429 or 5xx before giving up (until the next change)."""
     retry_base_delay: float = 0.2
@@ -218,13 +220,14 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
 
 def validate(settings: OperatorSettings) -> None:
     """One-line errors for impossible combinations."""
-    positive: Sequence[str] = ("write_concurrency", "worker_limit", "retry_attempts", "event_burst",
-                               "violations_max_bytes")
+    positive: Sequence[str] = ("write_concurrency", "retry_attempts", "event_burst", "violations_max_bytes")
     for name in positive:
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(settings, name)}")
     if settings.violations_max_bytes < 64:
         raise ValueError("violations_max_bytes must be at least 64")
+    if settings.worker_limit < 0:
+        raise ValueError(f"worker_limit must be 0 (unbounded) or more, got {settings.worker_limit}")
     if settings.event_rate <= 0:
         raise ValueError("event_rate must be positive")
     if not 0 <= settings.metrics_port <= 65535:

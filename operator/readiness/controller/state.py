@@ -76,8 +76,9 @@ def first(store: Any) -> Any:
 class State:
     """Shared by handlers; all mutation happens on the operator's event loop (no locks needed)."""
 
-    workloads: dict[str, Mapping[WorkloadRef, Any]] = field(default_factory=dict)
-    """Kopf indexes, one per watched kind: kind -> (ref -> Store[IndexedWorkload])."""
+    workloads: dict[WorkloadRef, IndexedWorkload] = field(default_factory=dict)
+    """Every watched workload's projection, filled by the workloads' `on.event` handlers (not a Kopf
+    index: see handlers.py for why)."""
     policies: Mapping[str, Any] = field(default_factory=dict)
     """Kopf index: policy name -> Store[PolicyEntry]."""
     namespaces: Mapping[str, Any] = field(default_factory=dict)
@@ -122,19 +123,13 @@ class State:
         return entry
 
     def workload(self, ref: WorkloadRef) -> IndexedWorkload | None:
-        index = self.workloads.get(ref.kind)
-        entry: IndexedWorkload | None = first(index.get(ref)) if index is not None else None
-        return entry
+        return self.workloads.get(ref)
 
     def all_workloads(self) -> Iterator[IndexedWorkload]:
-        for index in list(self.workloads.values()):
-            for store in list(index.values()):
-                entry = first(store)
-                if entry is not None:
-                    yield entry
+        yield from list(self.workloads.values())
 
     def workload_count(self) -> int:
-        return sum(len(index) for index in self.workloads.values())
+        return len(self.workloads)
 
     def context(self, namespace: str) -> AuditContext:
         """PDBs and HPAs of one namespace, rebuilt only after one of them changed."""
@@ -161,5 +156,6 @@ class State:
             refs.discard(ref)
             if not refs:
                 del self.by_namespace[ref.namespace]
+        self.workloads.pop(ref, None)
         for mapping in (self.audited, self.known, self.reported):
             mapping.pop(ref, None)

@@ -35,11 +35,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"# control plane up ({plane.server}); logs in {plane.run_dir}; Ctrl-C stops it",
               file=sys.stderr, flush=True)
         try:
-            while all(code is None for code in plane.exit_codes().values()):
+            while plane.pids and not plane.exited():
                 time.sleep(1)
         except KeyboardInterrupt:
             return 0
-        print(f"a component exited:\n{plane.dump_logs(tail=40)}", file=sys.stderr)
+        print(f"exited: {plane.exited()}\n{plane.dump_logs(tail=40)}", file=sys.stderr)
         return 1
 
 

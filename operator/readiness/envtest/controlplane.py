@@ -1,8 +1,8 @@
 """A real, local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
 
-Started the way controller-runtime's envtest does it (see docs in DEVELOPERS.md), plus the controller
-manager so namespaces are deleted and ownerReferences cascade. Or, with ``use_existing_cluster``, the
-cluster of the current ``KUBECONFIG`` behind the same interface.
+Started the way controller-runtime's envtest does it, plus the controller manager so namespaces are
+deleted, ownerReferences cascade and aggregated ClusterRoles (view, edit, admin) get their rules.
+Or, with ``use_existing_cluster``, the cluster of the current ``KUBECONFIG`` behind the same interface.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ LOOPBACK = "127.0.0.1"
 ADMIN_USER = "admin"
 MASTERS_GROUP = "system:masters"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+_START_ATTEMPTS = 3
 _CONTROLLER_PROOFS = {
     "serviceaccount-controller": ("/api/v1/namespaces/default/serviceaccounts/default", "metadata"),
     "clusterrole-aggregation-controller": ("/apis/rbac.authorization.k8s.io/v1/clusterroles/view", "rules"),
@@ -139,7 +140,7 @@ class ControlPlane:
             if self.settings.use_existing_cluster:
                 self._attach_existing()
             else:
-                self._start_local()
+                self._start_local_retrying()
         except BaseException:
             self.stop()
             raise
@@ -149,11 +150,14 @@ class ControlPlane:
         """Stop every process (controller manager, apiserver, then etcd) and remove the temporary run
         directory. Idempotent; safe to call from signal handlers and atexit."""
         processes.unregister(self)
-        for name in reversed(list(self._children)):
-            self._children.pop(name).stop(self.settings.stop_timeout)
+        self._stop_children()
         if self._run_dir is not None and self._owns_run_dir and not self.settings.keep_run_dir:
             shutil.rmtree(self._run_dir, ignore_errors=True)
         self._run_dir = None
+
+    def _stop_children(self) -> None:
+        for name in reversed(list(self._children)):
+            self._children.pop(name).stop(self.settings.stop_timeout)
 
     def _make_run_dir(self) -> Path:
         if self.settings.run_dir is None:
@@ -168,6 +172,16 @@ class ControlPlane:
         self._kubeconfig = Path(config) if config else Path.home() / ".kube" / "config"
         which = shutil.which("kubectl")
         self._kubectl_path = Path(which) if which else binaries.kubectl()
+
+    def _start_local_retrying(self) -> None:
+        """Start; retry when another process took one of our free ports between check and bind."""
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                return self._start_local()
+            except ControlPlaneError as error:
+                if "address already in use" not in str(error) or attempt == _START_ATTEMPTS:
+                    raise
+                self._stop_children()
 
     def _start_local(self) -> None:
         paths = {tool.name: binaries.locate(tool) for tool in binaries.CONTROL_PLANE_TOOLS}
@@ -252,7 +266,7 @@ class ControlPlane:
                 return False
         return True
 
-    def _wait(self, name: str, ready: Any) -> None:
+    def _wait(self, name: str, ready: Callable[[], bool]) -> None:
         """Poll ``ready()`` until true; fail fast with the log tail if ``name`` exits meanwhile."""
         child = self._children[name]
         deadline = time.monotonic() + self.settings.start_timeout
@@ -303,9 +317,10 @@ class ControlPlane:
         """Process id of each running component (empty on an existing cluster or after stop)."""
         return {name: child.pid for name, child in self._children.items()}
 
-    def exit_codes(self) -> dict[str, int | None]:
-        """Each component's exit code, None while it runs: a watchdog for long-lived control planes."""
-        return {name: child.exited() for name, child in self._children.items()}
+    def exited(self) -> dict[str, int]:
+        """Components that exited on their own, with their exit codes: a watchdog for long runs."""
+        codes = {name: child.exited() for name, child in self._children.items()}
+        return {name: code for name, code in codes.items() if code is not None}
 
     def dump_logs(self, tail: int = 200) -> str:
         """The last ``tail`` lines of each component's log, with a header per component."""

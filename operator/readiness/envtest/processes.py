@@ -120,7 +120,8 @@ def _install_signal_handlers() -> None:
         return  # signal handlers can only be set from the main thread; atexit still covers us
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
-        signal.signal(sig, _chained_handler(sig, previous))
+        if previous != signal.SIG_IGN:  # e.g. SIGINT in a background job: the caller wants it ignored
+            signal.signal(sig, _chained_handler(sig, previous))
 
 
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
@@ -133,7 +134,7 @@ def _chained_handler(sig: signal.Signals, previous: _Handler) -> Callable[[int, 
         stop_all()
         if callable(previous):
             previous(signum, frame)
-        elif previous != signal.SIG_IGN:
+        else:
             raise SystemExit(128 + sig.value)
 
     return handler

@@ -26,9 +26,11 @@ def relative_uri(source: str) -> str:
 
 
 def finding_dict(result: WorkloadResult, policy: str, finding: Finding) -> dict[str, Any]:
+    # category and severity are StrEnums: equal to, and serialised as, their values (no `.value`, a slow
+    # enum property, twice per finding)
     return {
-        "policy": policy, "check": finding.check, "category": finding.category.value,
-        "severity": finding.severity.value, "container": finding.container, "message": finding.message,
+        "policy": policy, "check": finding.check, "category": finding.category,
+        "severity": finding.severity, "container": finding.container, "message": finding.message,
         "file": result.document.source, "line": result.line_of(finding),
     }
 

@@ -34,6 +34,13 @@ def document(result: AuditResult) -> dict[str, Any]:
 
 
 def _workload(result: WorkloadResult) -> dict[str, Any]:
+    if result.json_entry is not None:
+        return result.json_entry
+    return entry(result)
+
+
+def entry(result: WorkloadResult) -> dict[str, Any]:
+    """One workload's entry of the report."""
     ref = result.workload.ref
     return {
         "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
@@ -49,4 +56,10 @@ def _workload(result: WorkloadResult) -> dict[str, Any]:
 
 
 def render(result: AuditResult, options: RenderOptions) -> str:
-    return orjson.dumps(document(result), option=orjson.OPT_INDENT_2).decode() + "\n"
+    return render_bytes(result, options).decode()
+
+
+def render_bytes(result: AuditResult, options: RenderOptions) -> bytes:
+    """The report as UTF-8, for writers that take bytes (tens of MB on large audits: no decoding and
+    re-encoding on the way to stdout)."""
+    return orjson.dumps(document(result), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

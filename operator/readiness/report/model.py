@@ -32,6 +32,9 @@ class WorkloadResult:
     evaluations: list[Evaluation]
     _lines: dict[str, int] = field(default_factory=dict)
     """Container name -> line, computed once: every renderer asks for each finding's line."""
+    json_entry: dict[str, Any] | None = None
+    """This workload's entry of the JSON report when it was built ahead (by the worker process of a
+    parallel audit, see readiness.report.parallel); None: the JSON renderer builds it."""
 
     @property
     def findings(self) -> list[tuple[str, Finding]]:
@@ -90,7 +93,7 @@ class AuditResult:
                 judgements += evaluation.results
                 exempted += len(evaluation.exempted)
                 for finding in evaluation.findings:
-                    by_severity[finding.severity.value] += 1
+                    by_severity[finding.severity] += 1  # a StrEnum: the same key as its value
         passed = judgements - exempted - sum(by_severity.values())
         return Summary(
             workloads=len(self.workloads), compliant=compliant, violating=len(self.workloads) - compliant,
@@ -157,7 +160,8 @@ CONTEXT_KINDS = frozenset({"PodDisruptionBudget", "HorizontalPodAutoscaler", "Na
 def context_objects_of(documents: Iterable[Document]) -> list[Mapping[str, Any]]:
     """The objects of `documents` that make up an audit's context, in input order."""
     return [d.obj for d in documents
-            if isinstance(d.obj, dict) and isinstance(d.obj.get("kind"), str) and d.obj["kind"] in CONTEXT_KINDS]
+            if isinstance(d.obj, dict) and isinstance(d.obj.get("kind"), str)
+            and d.obj["kind"] in CONTEXT_KINDS]
 
 
 def active_checks(engines: Sequence[Engine]) -> list[Check[Any]]:

@@ -12,17 +12,20 @@ every report is byte for byte the one of the serial path; any failure of the wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from readiness.engine import Engine
+from readiness.checks.base import Category, Severity
+from readiness.engine import Engine, Evaluation, Finding
 from readiness.loader import Document, InputError, PreparedText, load_prepared, prepare_text
 from readiness.report.model import AuditResult, WorkloadResult, audit, context_objects_of
-from readiness.workload import KindRegistry, Workload
+from readiness.workload import KindRegistry, Workload, WorkloadClass, WorkloadRef
 
 PARALLEL_MIN_BYTES = 2_000_000
 """Below this (about 2,000 typical Deployments) forking and exchanging results costs more than it saves."""
@@ -34,14 +37,23 @@ SERIAL_ENV = "READINESS_SERIAL"
 
 def worth_parallel(size: int) -> bool:
     """Whether a stream of `size` characters is worth two processes on this machine."""
-    return size >= PARALLEL_MIN_BYTES and hasattr(os, "fork") and _cpus() >= 2 and not os.environ.get(SERIAL_ENV)
+    return (size >= PARALLEL_MIN_BYTES and hasattr(os, "fork") and _cpus() >= 2
+            and not os.environ.get(SERIAL_ENV))
 
 
 def _cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (containers in CI)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 Outcome = tuple[AuditResult, list[InputError], int]
@@ -49,9 +61,11 @@ Outcome = tuple[AuditResult, list[InputError], int]
 
 
 def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindRegistry, now: datetime,
-                 ) -> Outcome | None:
+                 json_entries: bool = False) -> Outcome | None:
     """Audit one multi-document stream in two processes; None when that could not be done (the caller
-    then audits serially: a broken worker never changes a result)."""
+    then audits serially: a broken worker never changes a result). With `json_entries`, each process
+    also builds its workloads' entries of the JSON report (`WorkloadResult.json_entry`), so that most of
+    the rendering is done on two cores too."""
     prepared = prepare_text(text, source)
     middle = _middle(prepared)
     if middle <= 0 or middle >= len(prepared.segments):
@@ -65,7 +79,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
             os.close(from_child)
             os.close(to_child)
             _worker(prepared, middle, engines, kinds, now, os.fdopen(from_parent, "rb"),
-                    os.fdopen(to_parent, "wb"))
+                    os.fdopen(to_parent, "wb"), json_entries)
             code = 0
         finally:
             os._exit(code)
@@ -74,7 +88,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
     done = False
     try:
         with os.fdopen(from_child, "rb") as inbox, os.fdopen(to_child, "wb") as outbox:
-            outcome = _parent(prepared, middle, engines, kinds, now, inbox, outbox)
+            outcome = _parent(prepared, middle, engines, kinds, now, inbox, outbox, json_entries)
         done = True
         return outcome
     except Exception:  # the worker died or sent garbage: the serial path decides
@@ -91,10 +105,8 @@ def _pipe() -> tuple[int, int]:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:  # pragma: no cover - already gone
-        pass
 
 
 def _middle(prepared: PreparedText) -> int:
@@ -107,15 +119,21 @@ def _middle(prepared: PreparedText) -> int:
 
 
 def _parent(prepared: PreparedText, middle: int, engines: Sequence[Engine], kinds: KindRegistry,
-            now: datetime, inbox: BinaryIO, outbox: BinaryIO) -> Outcome:
+            now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool) -> Outcome:
     loaded = load_prepared(prepared, 0, middle)
     mine = context_objects_of(loaded.documents)
     theirs = pickle.load(inbox)  # read first, then write: neither side blocks on a full pipe
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
     result = audit(loaded.documents, engines, kinds, now, [*mine, *theirs])
-    errors, documents, skipped, unmatched, workloads, audit_errors = pickle.load(inbox)
-    result.workloads.extend(workloads)
+    if json_entries:  # while the worker encodes its results
+        _build_json_entries(result.workloads)
+    errors, documents, skipped, unmatched, findings, workloads, audit_errors, entries = pickle.load(inbox)
+    decoded = _decode(findings, workloads)
+    if entries is not None:
+        for workload, json_entry in zip(decoded, entries, strict=True):
+            workload.json_entry = json_entry
+    result.workloads.extend(decoded)
     result.skipped.update(skipped)
     result.unmatched += unmatched
     result.errors.extend(audit_errors)
@@ -123,32 +141,82 @@ def _parent(prepared: PreparedText, middle: int, engines: Sequence[Engine], kind
 
 
 def _worker(prepared: PreparedText, middle: int, engines: Sequence[Engine], kinds: KindRegistry,
-            now: datetime, inbox: BinaryIO, outbox: BinaryIO) -> None:
+            now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool) -> None:
     loaded = load_prepared(prepared, middle)
     mine = context_objects_of(loaded.documents)
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
     theirs = pickle.load(inbox)
     result = audit(loaded.documents, engines, kinds, now, [*theirs, *mine])
-    payload = (loaded.errors, len(loaded.documents), result.skipped, result.unmatched,
-               [_compact(w) for w in result.workloads], result.errors)
+    entries = _build_json_entries(result.workloads) if json_entries else None
+    findings, workloads = _encode(result.workloads)
+    payload = (loaded.errors, len(loaded.documents), result.skipped, result.unmatched, findings, workloads,
+               result.errors, entries)
     pickle.dump(payload, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
 
 
+def _build_json_entries(results: Sequence[WorkloadResult]) -> list[dict[str, Any]]:
+    from readiness.report.json import entry
+
+    entries = []
+    for result in results:
+        result.json_entry = entry(result)
+        entries.append(result.json_entry)
+    return entries
+
+
+# -- the worker's results as plain tuples ------------------------------------------------------------------
+# Pickling dataclasses with slots runs Python code per object (__getstate__ / __setstate__); tuples of
+# strings and ints are pickled in C. Findings repeat (shared instances): each is sent once, then by index.
+
 _NOTHING: Mapping[str, Any] = {}
+_SEVERITIES = {s.value: s for s in Severity}
+_CATEGORIES = {c.value: c for c in Category}
+_CLASSES = {c.value: c for c in WorkloadClass}
 
 
-def _compact(result: WorkloadResult) -> WorkloadResult:
-    """What the reports read of a workload result, without the parsed object and the document's text:
-    the container lines of its findings are looked up now, while the text is at hand."""
-    for evaluation in result.evaluations:
-        for finding in evaluation.findings:
-            result.line_of(finding)
-        for exempted in evaluation.exempted:
-            result.line_of(exempted.finding)
-    document, workload = result.document, result.workload
-    light = Document(document.source, document.line, None, "", document.text_line)
-    ref_only = Workload(workload.ref, workload.workload_class, _NOTHING, _NOTHING, _NOTHING, _NOTHING, (),
-                        workload.replicas, None, workload.controlled, workload.api_version)
-    return WorkloadResult(light, ref_only, result.evaluations, result._lines)
+def _encode(results: Sequence[WorkloadResult]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(the distinct findings, one tuple per workload result), dropping the parsed object and the
+    document's text: the container lines the reports need are looked up now, while the text is here."""
+    index: dict[Finding, int] = {}
+    findings: list[tuple[Any, ...]] = []
+    encoded: list[tuple[Any, ...]] = []
+    for result in results:
+        evaluations = []
+        for e in result.evaluations:
+            numbers = []
+            for finding in e.findings:
+                number = index.get(finding)
+                if number is None:
+                    number = index[finding] = len(findings)
+                    findings.append((finding.check, finding.category.value, finding.severity.value,
+                                     finding.message, finding.container))
+                numbers.append(number)
+                result.line_of(finding)
+            for exempted in e.exempted:
+                result.line_of(exempted.finding)
+            evaluations.append((e.policy, numbers, e.exempted, e.expired_exemptions, e.checks_run, e.results,
+                                e.notices, e.errors))
+        document, workload = result.document, result.workload
+        ref = workload.ref
+        encoded.append((document.source, document.line, document.text_line, ref.kind, ref.namespace,
+                        ref.name, workload.workload_class.value, workload.replicas, workload.controlled,
+                        workload.api_version, result._lines, evaluations))
+    return findings, encoded
+
+
+def _decode(findings: list[tuple[Any, ...]], encoded: list[tuple[Any, ...]]) -> list[WorkloadResult]:
+    shared = [Finding(check, _CATEGORIES[category], _SEVERITIES[severity], message, container)
+              for check, category, severity, message, container in findings]
+    results = []
+    for (source, line, text_line, kind, namespace, name, wclass, replicas, controlled, api_version, lines,
+         evaluations) in encoded:
+        ref = WorkloadRef(kind, namespace, name)
+        workload = Workload(ref, _CLASSES[wclass], _NOTHING, _NOTHING, _NOTHING, _NOTHING, (), replicas, None,
+                            controlled, api_version)
+        judged = [Evaluation(policy, ref, [shared[n] for n in numbers], exempted, expired, checks_run, count,
+                             notices, errors)
+                  for policy, numbers, exempted, expired, checks_run, count, notices, errors in evaluations]
+        results.append(WorkloadResult(Document(source, line, None, "", text_line), workload, judged, lines))
+    return results
