@@ -107,10 +107,20 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
-def start_operator(kubeconfig: str, concurrency: int) -> subprocess.Popen[bytes]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_operator(kubeconfig: str, concurrency: int, trace: bool = False,
+                   profile: str | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+    if trace:
+        env["PYTHONTRACEMALLOC"] = "1"  # SIGUSR2 then logs the top allocations (readiness.controller)
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     return subprocess.Popen(
-        [sys.executable, "-m", "readiness.controller", "--kubeconfig", kubeconfig, "--standalone",
+        [sys.executable, *profiler, "-m", "readiness.controller", "--kubeconfig", kubeconfig, "--standalone",
          "--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1", "--no-events",
          "--no-prometheus-rules", "--write-concurrency", str(concurrency)],
         env=env, stdout=subprocess.DEVNULL, stderr=open("/tmp/operator-bench.log", "wb"))
@@ -140,7 +150,7 @@ async def run(args: argparse.Namespace, kubeconfig: str, kubectl: Any) -> None:
     seen: set[str] = set()
     watcher = asyncio.create_task(watch_annotated(apps, namespace, seen))
     await asyncio.sleep(1)
-    operator = start_operator(kubeconfig, args.concurrency)
+    operator = start_operator(kubeconfig, args.concurrency, args.tracemalloc, args.profile)
     try:
         started = time.perf_counter()
         first: float | None = None
@@ -151,13 +161,18 @@ async def run(args: argparse.Namespace, kubeconfig: str, kubectl: Any) -> None:
                 first = time.perf_counter() - started
             await asyncio.sleep(0.05)
         initial = time.perf_counter() - started
+        cpu = cpu_seconds(operator.pid)
         watcher.cancel()
+        if args.tracemalloc:  # now: the start-up's per-object state is still alive
+            operator.send_signal(signal.SIGUSR2)
         first = first if first is not None else initial
         print(f"initial audit: {initial:.2f}s from the operator's process start to {args.count} annotated "
               f"({initial / raw:.2f}x the raw patches; target <= 1.5x)")
         print(f"  of which start-up (imports, login, initial lists, indexing) until the first annotation: "
               f"{first:.2f}s; audit and writes after it: {initial - first:.2f}s "
               f"({(initial - first) / raw:.2f}x the raw patches)")
+        print(f"  operator CPU until then: {cpu:.1f}s ({cpu / initial:.0%} of one core; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         await asyncio.sleep(5)
         await latency(args, api, apps, namespace, names)
         before = await api_writes(api)
@@ -237,6 +252,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--quiet", type=float, default=20.0, help="steady-state observation (s)")
     parser.add_argument("--use-existing-cluster", action="store_true")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace the operator's allocations (slower) and log the top 15 by file:line to "
+                             "/tmp/operator-bench.log when the initial audit has converged")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the operator under cProfile (slower) and write its stats to FILE on exit")
     args = parser.parse_args()
     plane = ControlPlane(ControlPlaneSettings.from_env(use_existing_cluster=args.use_existing_cluster))
     plane.start()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from readiness.envtest import ControlPlane, ControlPlaneSettings
-from readiness.envtest.controlplane import free_port
+from readiness.envtest.controlplane import KubectlError, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACES = {
@@ -75,7 +75,8 @@ def start_operator(plane: ControlPlane, metrics_port: int, workdir: Path) -> sub
         "--kinds", "Deployment,StatefulSet,DaemonSet,CronJob",
         "--webhook", "--webhook-port", str(free_port()), "--webhook-addr", "127.0.0.1",
         "--webhook-host", "127.0.0.1", "--webhook-cert-dir", str(workdir / "webhook-certs"),
-        "--webhook-operator-namespace", "readiness-system",
+        "--webhook-operator-namespace", "readiness-system", "--webhook-managed-config", "demo.readiness.dev",
+        "--custom-kind", "argoproj.io/Rollout:rollouts=spec.template,replicas=spec.replicas",
     ]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     print(f"$ python -m readiness.controller ... (log: {log.name})", flush=True)
@@ -83,17 +84,19 @@ def start_operator(plane: ControlPlane, metrics_port: int, workdir: Path) -> sub
 
 
 def annotated_count(plane: ControlPlane) -> int:
-    result = plane.kubectl("get", "deploy,sts,ds", "-A", "-l", "readiness.dev/compliant", "-o", "name",
-                           check=False)
+    result = plane.kubectl("get", "deploy,sts,ds,rollouts", "-A", "-l", "readiness.dev/compliant",
+                           "-o", "name", check=False)
     return len(result.stdout.split())
 
 
-def metrics_excerpt(port: int, lines: int = 12) -> str:
+def metrics_excerpt(port: int, violations: int = 6) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    wanted = [line for line in text.splitlines()
-              if line.startswith(("readiness_policy_workloads", "readiness_workload_violations{"))]
-    return "\n".join(wanted[:lines])
+    lines = text.splitlines()
+    workloads = [line for line in lines if line.startswith("readiness_policy_workloads{")]
+    findings = [line for line in lines if line.startswith("readiness_workload_violations{")
+                and 'kind="Deployment"' in line]
+    return "\n".join(workloads + findings[:violations])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         show(plane, "apply", "-f", str(ROOT / "crds"))
         show(plane, "apply", "-f", str(ROOT / "tests/fixtures/crds"))
         for crd in ("readinesspolicies.readiness.dev", "prometheusrules.monitoring.coreos.com",
-                    "policyreports.wgpolicyk8s.io"):
+                    "policyreports.wgpolicyk8s.io", "rollouts.argoproj.io"):
             plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
         for name, labels in NAMESPACES.items():
             plane.kubectl("create", "namespace", name)
@@ -117,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         operator = start_operator(plane, metrics_port, workdir)
         try:
             return story(plane, operator, metrics_port, workdir, args.keep)
+        except KubectlError as error:
+            print(f"demo: {error}".rstrip(), file=sys.stderr)
+            print(f"demo: operator log: {workdir / 'operator.log'}", file=sys.stderr)
+            return 1
         finally:
             os.killpg(operator.pid, signal.SIGTERM)
             try:
@@ -127,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
 def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: int, workdir: Path,
           keep: bool) -> int:
-    wait_for("the operator's metrics endpoint", lambda: _metrics_up(metrics_port) or operator.poll() is not None)
+    wait_for("the operator's metrics endpoint",
+             lambda: _metrics_up(metrics_port) or operator.poll() is not None)
     if operator.poll() is not None:
         print((workdir / "operator.log").read_text()[-3000:])
         raise SystemExit("demo: the operator exited")
@@ -136,13 +144,16 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     time.sleep(1)
     say("a team deploys workloads that are not production-ready (kubectl prints the webhook's warnings)")
     show(plane, "apply", "-f", str(ROOT / "examples/workloads/non-compliant"))
-    wait_for("the first verdicts", lambda: annotated_count(plane) >= 5, timeout=60)
+    time.sleep(1)
+    say("another team deploys workloads that follow the rules")
+    show(plane, "apply", "-f", str(ROOT / "examples/workloads/compliant"))
+    wait_for("the first verdicts", lambda: annotated_count(plane) >= 10, timeout=60)
     time.sleep(3)  # let the status debounce settle
     say("what the platform team sees")
     show(plane, "get", "readinesspolicies")
-    show(plane, "get", "deploy,sts,ds", "-A", "-l", "readiness.dev/compliant=false")
+    show(plane, "get", "deploy,sts,ds,rollouts", "-A", "-l", "readiness.dev/compliant=false")
     say("why a workload is violating: its annotations")
-    result = plane.kubectl("get", "deploy", "storefront", "-n", "shop", "-o", "json")
+    result = plane.kubectl("get", "deploy", "legacy-web", "-n", "shop", "-o", "json")
     annotations = json.loads(result.stdout)["metadata"].get("annotations", {})
     for key in ("readiness.dev/verdict", "readiness.dev/policies"):
         print(f"{key}: {annotations.get(key)}")
@@ -159,14 +170,23 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     show(plane, "get", "prometheusrules", "-n", "readiness-system")
     say("metrics excerpt (what Prometheus scrapes)")
     print(metrics_excerpt(metrics_port))
-    say("the team fixes the storefront Deployment")
-    show(plane, "apply", "-f", str(ROOT / "examples/workloads/compliant/web-deployment.yaml"))
-    wait_for("storefront to be compliant", lambda: plane.kubectl(
-        "get", "deploy", "storefront", "-n", "shop", "-o", "jsonpath={.metadata.labels.readiness\\.dev/compliant}",
-        check=False).stdout == "true", timeout=30)
-    show(plane, "get", "deploy", "storefront", "-n", "shop", "--show-labels")
+    say("the team fixes legacy-web, following `readiness explain` (the storefront manifest, renamed)")
+    fixed = (ROOT / "examples/workloads/compliant/web-deployment.yaml").read_text().replace(
+        "storefront", "legacy-web")
+    show(plane, "apply", "-f", "-", input=fixed)
+    wait_for("legacy-web to be compliant", lambda: plane.kubectl(
+        "get", "deploy", "legacy-web", "-n", "shop", "-o",
+        "jsonpath={.metadata.labels.readiness\\.dev/compliant}", check=False).stdout == "true", timeout=30)
+    show(plane, "get", "deploy", "legacy-web", "-n", "shop", "-L", "readiness.dev/compliant")
     show(plane, "get", "events", "-n", "shop", "--field-selector", "reason=ReadinessRestored",
          "-o", "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message")
+    say("a namespace that opts into the strict policy (deny mode): the webhook rejects a risky workload")
+    plane.kubectl("create", "namespace", "secure")
+    plane.kubectl("label", "namespace", "secure", "readiness.dev/profile=strict")
+    time.sleep(1)
+    risky = (ROOT / "examples/workloads/non-compliant/web-deployment.yaml").read_text().replace(
+        "namespace: shop", "namespace: secure")
+    show(plane, "apply", "-f", "-", input=risky)
     if keep:
         say(f"running; export KUBECONFIG={plane.kubeconfig} to explore. Ctrl-C stops everything")
         try:
@@ -187,7 +207,8 @@ def _metrics_up(port: int) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep the cluster and operator running")
     return run(parser.parse_args())
 

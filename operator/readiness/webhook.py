@@ -98,9 +98,10 @@ class WebhookSettings:
     cert_check_interval: float = 60.0
     """Seconds between checks of the certificate files for rotation."""
     managed_config: str | None = None
-    """Name of a ValidatingWebhookConfiguration the operator creates and keeps up to date
-   , pointing at https://host:port/readiness. For development and tests;
-    the chart ships a static configuration instead and leaves this unset (no create RBAC needed)."""
+    """Name of a ValidatingWebhookConfiguration the operator creates and keeps up to date, pointing at
+    https://host:port/readiness (a domain of three or more segments, e.g. `dev.readiness.dev`). For
+    development and tests; the chart ships a static configuration instead and leaves this unset (no
+    create RBAC needed)."""
     failure_policy: Literal["Ignore", "Fail"] = "Ignore"
     """`Ignore` (default): an operator outage never blocks deployments, at the price that workloads
     created meanwhile are only caught by the audit. `Fail` makes deny airtight but couples every deploy

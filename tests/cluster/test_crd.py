@@ -25,12 +25,14 @@ OPENAPI_TIMEOUT = 60.0
 
 @pytest.fixture(scope="module")
 def crd(control_plane: ControlPlane) -> Iterator[None]:
-    """`kubectl apply -f crds/` once for the module; the CRD must become Established."""
+    """`kubectl apply -f crds/` once for the module; the CRD must become Established.
+
+    The CRD stays installed afterwards: the control plane is shared by the whole session, and the operator
+    tests that may run later rely on it (each test here deletes the policies it created)."""
     kubectl = control_plane.kubectl
     kubectl("apply", "-f", str(CRD_PATH.parent))
     kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
     yield
-    kubectl("delete", "-f", str(CRD_PATH.parent), "--ignore-not-found", "--wait=false", check=False)
 
 
 def policy(name: str, spec: str) -> str:

@@ -108,8 +108,10 @@ def test_no_reaction_to_own_patches_and_zero_writes_in_steady_state(
     apply(kubectl, policy_yaml(f"quiet-{unique}", [namespace]))
     for index in range(5):
         apply(kubectl, deployment_yaml(f"w{index}", namespace, probe=index % 2 == 0))
-    for index in range(5):
-        wait_until(lambda i=index: verdict(kubectl, namespace, f"w{i}"), 20, "verdicts")
+    def all_judged() -> bool:
+        return all(verdict(kubectl, namespace, f"w{i}") for i in range(5))
+
+    wait_until(all_judged, 20, "verdicts")
     time.sleep(3)  # let the echo of our own patches and the status flush arrive
     evaluations = operator_runner.evaluations
     before = api_writes(kubectl)
@@ -296,6 +298,7 @@ def test_invalid_policy_is_reported_and_others_keep_working(
         return next((c for c in conditions if c["type"] == "Valid"), None)
 
     condition = wait_until(valid_condition, 20, "the Valid condition")
+    assert condition is not None
     assert condition["status"] == "False" and condition["reason"] == "InvalidSpec"
     assert "\n" not in condition["message"] and condition["message"]
     assert annotations_of(kubectl, namespace, "web")[output.POLICIES] == f"valid-{unique}"

@@ -197,4 +197,4 @@ def test_crd_fixtures_are_valid_yaml() -> None:
             assert doc["kind"] == "CustomResourceDefinition"
             names.add(doc["metadata"]["name"])
     assert names == {"prometheusrules.monitoring.coreos.com", "policyreports.wgpolicyk8s.io",
-                     "clusterpolicyreports.wgpolicyk8s.io"}
+                     "clusterpolicyreports.wgpolicyk8s.io", "rollouts.argoproj.io"}

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from readiness.controller import client
-from readiness.controller.auditor import Auditor
+from readiness.controller.auditor import Auditor, AuditQueue
 from readiness.controller.handlers import Runtime, register, watched_kinds
 from readiness.controller.publisher import Publisher
 from readiness.controller.settings import OperatorSettings
@@ -35,6 +35,7 @@ def kopf_settings(ours: OperatorSettings) -> kopf.OperatorSettings:
     settings.networking.connect_timeout = ours.connect_timeout
     settings.networking.request_timeout = ours.request_timeout
     settings.queueing.worker_limit = ours.worker_limit or None
+    settings.queueing.idle_timeout = ours.worker_idle_timeout
     settings.peering.standalone = ours.standalone
     settings.peering.clusterwide = True
     settings.peering.priority = ours.priority
@@ -83,6 +84,9 @@ async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes:
         base_delay=ours.retry_base_delay, max_delay=ours.retry_max_delay, event_rate=ours.event_rate,
         event_burst=ours.event_burst, request_timeout=ours.request_timeout)
     runtime.auditor = Auditor(ours, state, runtime.metrics, runtime.writer)
+    # Twice the writes in flight: while some audits wait for the writer, others evaluate.
+    runtime.audits = AuditQueue(runtime.auditor, workers=2 * ours.write_concurrency)
+    runtime.audits.start()
     runtime.publisher = Publisher(ours, runtime.auditor, runtime.writer)
     if ours.metrics_port:
         runtime.metrics_port = runtime.metrics.serve(ours.metrics_port, ours.metrics_address)
@@ -94,6 +98,8 @@ async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes:
 
 
 async def stop(runtime: Runtime) -> None:
+    if runtime.audits is not None:
+        await runtime.audits.stop()
     for task in runtime.tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -185,3 +185,52 @@ class Auditor:
     def stats(self) -> dict[str, Any]:
         return {"workloads": self.state.workload_count(), "policies": len(self.state.policies),
                 "writes": self.writer.writes if self.writer else 0}
+
+
+class AuditQueue:
+    """Workload audits asked for by watch events, run by a fixed pool of tasks.
+
+    Kopf's handler for a workload event only queues the audit, so Kopf's per-object worker (its task, its
+    frames and the raw body) does not wait for our PATCH. At start-up every workload of the cluster gets
+    an event at once: awaiting the write inside the handler kept all of them alive together, about 20 KB
+    each. Here a waiting audit costs one entry in a set; the projection it reads is kept anyway.
+
+    A workload queued twice is audited once, with its latest projection (the audit reads the state when
+    it runs, not when it was queued). Policy-wide audits do not go through this queue.
+    """
+
+    def __init__(self, auditor: Auditor, workers: int) -> None:
+        self.auditor = auditor
+        self.workers = workers
+        self.queue: asyncio.Queue[WorkloadRef] = asyncio.Queue()
+        self.queued: set[WorkloadRef] = set()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def put(self, ref: WorkloadRef) -> None:
+        if ref not in self.queued:
+            self.queued.add(ref)
+            self.queue.put_nowait(ref)
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._work(), name=f"audit worker {index}")
+                      for index in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+
+    async def join(self) -> None:
+        """Wait until every queued audit has run (tests, benchmarks)."""
+        await self.queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            ref = await self.queue.get()
+            self.queued.discard(ref)  # from now on, a new event queues it again: it may see a newer state
+            try:
+                await self.auditor.audit(ref)  # never raises
+            finally:
+                self.queue.task_done()
+

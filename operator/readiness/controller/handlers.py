@@ -23,7 +23,7 @@ from typing import Any
 import kopf
 
 from readiness.context import disruption_budget
-from readiness.controller.auditor import Auditor
+from readiness.controller.auditor import Auditor, AuditQueue
 from readiness.controller.output import Outputs
 from readiness.controller.publisher import Publisher
 from readiness.controller.settings import OperatorSettings
@@ -70,6 +70,7 @@ class Runtime:
     state: State = dataclasses.field(default_factory=State)
     metrics: ReadinessMetrics = dataclasses.field(default_factory=ReadinessMetrics)
     auditor: Auditor | None = None
+    audits: AuditQueue | None = None
     publisher: Publisher | None = None
     writer: Writer | None = None
     api: Any = None
@@ -104,11 +105,28 @@ def watched_kinds(settings: OperatorSettings, kinds: KindRegistry) -> list[Watch
 
 # -- projections kept in the indexes ---------------------------------------------------------------------
 
-def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str,
+BULKY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+"""Annotations no check reads that can be as big as the object itself (`kubectl apply` copies the whole
+manifest into the first): never kept in the projection. They still count in the fingerprint."""
+
+
+def without_bulky_annotations(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`body`, or a shallow copy whose metadata lacks BULKY_ANNOTATIONS (the raw body is never mutated:
+    Kopf owns it)."""
+    meta = body.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(annotations, Mapping) or not any(key in annotations for key in BULKY_ANNOTATIONS):
+        return body
+    kept = {k: v for k, v in annotations.items() if k not in BULKY_ANNOTATIONS}
+    return {**body, "metadata": {**meta, "annotations": kept}}  # type: ignore[dict-item]
+
+
+def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str, digest: str | None = None,
                    ) -> dict[WorkloadRef, IndexedWorkload]:
-    """The index entry of one workload; {} for a malformed one (logged once, counted, skipped)."""
+    """The index entry of one workload; {} for a malformed one (logged once, counted, skipped).
+    `digest`: its fingerprint when the caller computed it already."""
     try:
-        workload = project(body, runtime.kinds)
+        workload = project(without_bulky_annotations(body), runtime.kinds)
     except (MalformedWorkload, NotAWorkload) as error:
         meta = body.get("metadata") or {}
         ref = WorkloadRef(str(body.get("kind")), str(meta.get("namespace") or ""),
@@ -120,7 +138,7 @@ def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str,
     runtime.state.malformed.pop(workload.ref, None)
     # The Workload keeps only the pod spec, labels and annotations: managedFields and status are dropped.
     outputs = Outputs.observed(workload.annotations, workload.labels)
-    return {workload.ref: IndexedWorkload(workload, fingerprint(body), outputs, plural)}
+    return {workload.ref: IndexedWorkload(workload, digest or fingerprint(body), outputs, plural)}
 
 
 _engines: dict[tuple[str, str, int], PolicyEntry] = {}
@@ -188,20 +206,38 @@ def _register_workload(runtime: Runtime, registry: kopf.OperatorRegistry, watche
 
     @kopf.on.event(*resource, id=f"audit_{suffix}", registry=registry)
     async def audit(type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
+        # Returns without awaiting any write: the audit is queued (see AuditQueue), so Kopf's worker for
+        # this object, and the raw body it holds, are released at once rather than after our PATCH.
         meta = body.get("metadata") or {}
         ref = WorkloadRef(watched.kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         if type != "DELETED":
-            entry = index_workload(runtime, body, resource.plural).get(ref)
-            if entry is None:
-                runtime.state.workloads.pop(ref, None)
-            else:
-                runtime.state.workloads[ref] = entry
-        await on_workload_event(runtime, ref, type)
+            remember_workload(runtime, ref, body, resource.plural)
+        on_workload_event(runtime, ref, type)
 
 
-async def on_workload_event(runtime: Runtime, ref: WorkloadRef, event_type: str | None) -> None:
-    auditor, state = runtime.auditor, runtime.state
-    assert auditor is not None
+def remember_workload(runtime: Runtime, ref: WorkloadRef, body: Mapping[str, Any], plural: str) -> None:
+    """Keep the projection of a workload seen on the watch, projecting only when what we judge changed:
+    the echo of our own patch (one per workload at start-up) then costs a hash, not a projection."""
+    state = runtime.state
+    digest = fingerprint(body)
+    entry = state.workloads.get(ref)
+    meta = body.get("metadata") or {}
+    if (entry is not None and entry.fingerprint == digest and entry.plural == plural
+            and entry.workload.uid == str(meta.get("uid") or "")):
+        outputs = Outputs.observed(meta.get("annotations") or {}, meta.get("labels") or {})
+        if outputs != entry.outputs:
+            state.workloads[ref] = dataclasses.replace(entry, outputs=outputs)
+        return
+    entry = index_workload(runtime, body, plural, digest).get(ref)
+    if entry is None:
+        state.workloads.pop(ref, None)
+    else:
+        state.workloads[ref] = entry
+
+
+def on_workload_event(runtime: Runtime, ref: WorkloadRef, event_type: str | None) -> None:
+    auditor, audits, state = runtime.auditor, runtime.audits, runtime.state
+    assert auditor is not None and audits is not None
     if event_type == "DELETED":
         auditor.forget(ref)
         state.malformed.pop(ref, None)
@@ -215,7 +251,7 @@ async def on_workload_event(runtime: Runtime, ref: WorkloadRef, event_type: str 
         state.known[ref] = item.outputs
     if state.audited.get(ref) == item.fingerprint:
         return  # our own patch, a status update, or nothing we judge: no evaluation at all
-    await auditor.audit(ref)
+    audits.put(ref)
 
 
 def _register_context(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:

@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from readiness.peering import priority_from_environ
+
 ENV_PREFIX = "READINESS_"
 
 
@@ -69,6 +71,11 @@ class OperatorSettings:
     worker indexes its object and then waits until every object is indexed, so a limit below the number
     of watched objects deadlocks (measured: 100 workers, 1,000 Deployments, nothing ever audited). API
     concurrency is bounded by `write_concurrency` instead; idle workers exit after Kopf's idle timeout."""
+    worker_idle_timeout: float = 0.5
+    """Seconds an idle Kopf per-object worker lingers before it exits (Kopf's `queueing.idle_timeout`,
+    whose own default is 5). A worker holds its object's last raw body: at start-up every workload of the
+    cluster has one, so 5 s kept thousands of bodies alive at once. Our handlers return at once (audits are
+    queued), so a worker that exits early only costs a new task on the object's next event."""
     retry_attempts: int = 6
     """Attempts for a write that fails with 409, 429 or 5xx before giving up (until the next change)."""
     retry_base_delay: float = 0.2
@@ -196,7 +203,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                  "event_burst"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=docs[name])
     for name in ("event_rate", "status_interval", "retry_base_delay", "retry_max_delay",
-                 "watch_server_timeout", "watch_client_timeout", "connect_timeout", "request_timeout"):
+                 "watch_server_timeout", "watch_client_timeout", "connect_timeout", "request_timeout",
+                 "worker_idle_timeout"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, help=docs[name])
     parser.add_argument("--webhook", dest="webhook_enabled", action="store_true", default=None,
                         help=docs["webhook_enabled"])
@@ -210,6 +218,9 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     for name, value in vars(args).items():
         if name in names and value is not None:
             values[name] = tuple(value) if name == "custom_kinds" else value
+    # Deployment replicas have no ordinal: derive a distinct peering priority from the pod's identity
+    # (READINESS_PRIORITY_FROM=POD_UID), unless --priority / READINESS_PRIORITY says otherwise.
+    values.setdefault("priority", priority_from_environ(environ) or 0)
     if values.get("peering"):
         values["standalone"] = False
     settings = OperatorSettings(**values)
@@ -228,6 +239,8 @@ def validate(settings: OperatorSettings) -> None:
         raise ValueError("violations_max_bytes must be at least 64")
     if settings.worker_limit < 0:
         raise ValueError(f"worker_limit must be 0 (unbounded) or more, got {settings.worker_limit}")
+    if settings.worker_idle_timeout <= 0:
+        raise ValueError(f"worker_idle_timeout must be positive, got {settings.worker_idle_timeout}")
     if settings.event_rate <= 0:
         raise ValueError("event_rate must be positive")
     if not 0 <= settings.metrics_port <= 65535:
