@@ -148,7 +148,11 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     say("another team deploys workloads that follow the rules")
     show(plane, "apply", "-f", str(ROOT / "examples/workloads/compliant"))
     wait_for("the first verdicts", lambda: annotated_count(plane) >= 10, timeout=60)
-    time.sleep(3)  # let the status debounce settle
+    # Violation Events wait for the findings to settle (5 s by default): a PodDisruptionBudget applied
+    # a moment after its Deployment must not cause a violation Event and then a restoration.
+    wait_for("the violation Events", lambda: "legacy-web" in plane.kubectl(
+        "get", "events", "-n", "shop", "--field-selector", "reason=ReadinessViolation", "-o", "name",
+        "--no-headers", "-o", "custom-columns=N:.involvedObject.name", check=False).stdout, timeout=30)
     say("what the platform team sees")
     show(plane, "get", "readinesspolicies")
     show(plane, "get", "deploy,sts,ds,rollouts", "-A", "-l", "readiness.dev/compliant=false")

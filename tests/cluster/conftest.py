@@ -195,6 +195,7 @@ def running_operator(control_plane: ControlPlane, **overrides: Any) -> Iterator[
     port = free_port()
     values: dict[str, Any] = {"metrics_port": port, "metrics_address": "127.0.0.1",
                               "kubeconfig": str(control_plane.kubeconfig), "status_interval": 0.5,
+                              "event_settle_seconds": 0.0,
                               "operator_namespace": OPERATOR_NAMESPACE, "standalone": True}
     values.update(overrides)
     settings = OperatorSettings(**values)

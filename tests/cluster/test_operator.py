@@ -197,6 +197,35 @@ def test_events_are_not_repeated_across_restarts(kubectl: Kubectl, namespace: st
         assert not {k for k in changed if k.startswith(("PATCH deployments", "POST events"))}, changed
 
 
+def test_a_transient_violation_within_the_settle_window_posts_no_event(
+        kubectl: Kubectl, namespace: str, start: Start, unique: str) -> None:
+    """`kubectl apply` of a Deployment and its PodDisruptionBudget: the workload lands first, and for a
+    moment it has no PDB. That moment is written to the annotations (they are live), but announced by no
+    Event: new findings must last `event_settle_seconds` first."""
+    apply(kubectl, policy_yaml(f"settle-{unique}", [namespace], checks=("pod-disruption-budget-missing",)))
+    with start(event_settle_seconds=3.0):
+        apply(kubectl, deployment_yaml("web", namespace))
+        wait_until(lambda: verdict(kubectl, namespace, "web") == "violating", 20, "the transient verdict")
+        apply(kubectl, PDB.format(namespace=namespace))
+        wait_until(lambda: verdict(kubectl, namespace, "web") == "compliant", 20, "the PDB's effect")
+        time.sleep(4)  # past the settle window
+        assert events(kubectl, namespace, "ReadinessViolation") == []
+        assert events(kubectl, namespace, "ReadinessRestored") == []
+        # A violation that lasts is still announced, once, after the window.
+        kubectl("delete", "pdb", "web", "-n", namespace)
+        wait_until(lambda: events(kubectl, namespace, "ReadinessViolation"), 20, "the lasting violation")
+
+
+PDB = """
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  maxUnavailable: 1
+  selector: {{matchLabels: {{app: web}}}}
+"""
+
+
 def test_status_summary_and_printer_columns(kubectl: Kubectl, namespace: str,
                                             operator_runner: OperatorHandle, unique: str) -> None:
     name = f"status-{unique}"

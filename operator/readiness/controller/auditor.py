@@ -39,6 +39,9 @@ class Auditor:
         self.dirty: set[str] = set()
         """Policies whose status (and PolicyReports) may have changed since the last flush."""
         self.dirty_namespaces: dict[str, set[str]] = {}
+        self.unsettled: dict[WorkloadRef, list[PolicyVerdict]] = {}
+        """Latest verdicts of workloads whose ReadinessViolation Event waits for `event_settle_seconds`."""
+        self.settle_tasks: set[asyncio.Task[None]] = set()
 
     # -- evaluating ------------------------------------------------------------------------------------
 
@@ -110,9 +113,43 @@ class Auditor:
         previous = state.reported.get(ref)
         if previous is None:
             previous = output.parse_violations(current.annotations.get(output.VIOLATIONS))
-        intent = output.event_intent(verdicts, *previous)
-        state.reported[ref] = (output.finding_keys(verdicts), 0)
+            state.reported[ref] = previous
         await self._write(item, current, desired)
+        await self._announce(item, verdicts, previous)
+
+    # -- events ----------------------------------------------------------------------------------------
+
+    async def _announce(self, item: IndexedWorkload, verdicts: list[PolicyVerdict],
+                  previous: tuple[frozenset[output.FindingKey], int]) -> None:
+        """Post the Event this audit deserves. A violation waits `event_settle_seconds` first: a
+        `kubectl apply` of a Deployment with its PodDisruptionBudget or HPA lands the workload a moment
+        before its companions, and announcing (then retracting) that transient state is the event flood
+        users of other tools complain about. Restorations are never delayed behind a pending violation."""
+        ref = item.ref
+        if ref in self.unsettled:
+            self.unsettled[ref] = verdicts  # the pending announcement will judge the latest state
+            return
+        intent = output.event_intent(verdicts, *previous)
+        settle = self.settings.event_settle_seconds
+        if intent is not None and intent.reason == "ReadinessViolation" and settle > 0:
+            self.unsettled[ref] = verdicts
+            task = asyncio.get_running_loop().create_task(self._settle(item, settle))
+            self.settle_tasks.add(task)
+            task.add_done_callback(self.settle_tasks.discard)
+            return
+        self.state.reported[ref] = (output.finding_keys(verdicts), 0)
+        if intent is not None and self.writer is not None:
+            await self._post(item, intent)
+
+    async def _settle(self, item: IndexedWorkload, delay: float) -> None:
+        await asyncio.sleep(delay)
+        ref = item.ref
+        verdicts = self.unsettled.pop(ref, None)
+        if verdicts is None or self.state.workload(ref) is None:
+            return  # deleted meanwhile: nothing to announce
+        previous = self.state.reported.get(ref, (frozenset(), 0))
+        intent = output.event_intent(verdicts, *previous)
+        self.state.reported[ref] = (output.finding_keys(verdicts), 0)
         if intent is not None and self.writer is not None:
             await self._post(item, intent)
 
@@ -149,6 +186,7 @@ class Auditor:
                 self._mark(name, ref.namespace)
         self.state.forget(ref)
         self.locks.pop(ref, None)
+        self.unsettled.pop(ref, None)
 
     # -- policy-wide -----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+import orjson
 
 from readiness.context import disruption_budget
 from readiness.controller.auditor import Auditor, AuditQueue
@@ -110,15 +111,31 @@ BULKY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 manifest into the first): never kept in the projection. They still count in the fingerprint."""
 
 
-def without_bulky_annotations(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`body`, or a shallow copy whose metadata lacks BULKY_ANNOTATIONS (the raw body is never mutated:
-    Kopf owns it)."""
+PROJECTED_METADATA = ("name", "generateName", "namespace", "uid", "generation", "labels", "annotations",
+                      "ownerReferences")
+"""The metadata `project()` reads; managedFields and the rest never reach the projection."""
+
+
+def compact(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A copy of `body` with only what the projection reads: no status, no managedFields, no
+    BULKY_ANNOTATIONS. The projection keeps sub-trees of what it is given (the pod spec): made by an orjson
+    round-trip, those share their dict keys with every other workload's (orjson caches short keys),
+    where the JSON parser behind the watch gives each object its own copy of every key (3.3 KB of a
+    Deployment's 4.4 KB projection, measured). The raw body is never mutated: Kopf owns it."""
     meta = body.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    if not isinstance(annotations, Mapping) or not any(key in annotations for key in BULKY_ANNOTATIONS):
-        return body
-    kept = {k: v for k, v in annotations.items() if k not in BULKY_ANNOTATIONS}
-    return {**body, "metadata": {**meta, "annotations": kept}}  # type: ignore[dict-item]
+    if not isinstance(meta, Mapping):
+        return body  # malformed: project() names the problem
+    slim_meta = {key: meta[key] for key in PROJECTED_METADATA if key in meta}
+    annotations = slim_meta.get("annotations")
+    if isinstance(annotations, Mapping) and any(key in annotations for key in BULKY_ANNOTATIONS):
+        slim_meta["annotations"] = {k: v for k, v in annotations.items() if k not in BULKY_ANNOTATIONS}
+    slim = {key: value for key, value in body.items() if key not in ("metadata", "status")}
+    slim["metadata"] = slim_meta
+    try:
+        copied: Mapping[str, Any] = orjson.loads(orjson.dumps(slim))
+    except (orjson.JSONEncodeError, TypeError):  # not plain JSON data (tests feed YAML): keep as it is
+        return slim
+    return copied
 
 
 def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str, digest: str | None = None,
@@ -126,7 +143,7 @@ def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str, diges
     """The index entry of one workload; {} for a malformed one (logged once, counted, skipped).
     `digest`: its fingerprint when the caller computed it already."""
     try:
-        workload = project(without_bulky_annotations(body), runtime.kinds)
+        workload = project(compact(body), runtime.kinds)
     except (MalformedWorkload, NotAWorkload) as error:
         meta = body.get("metadata") or {}
         ref = WorkloadRef(str(body.get("kind")), str(meta.get("namespace") or ""),

@@ -71,6 +71,13 @@ class OperatorSettings:
     worker indexes its object and then waits until every object is indexed, so a limit below the number
     of watched objects deadlocks (measured: 100 workers, 1,000 Deployments, nothing ever audited). API
     concurrency is bounded by `write_concurrency` instead; idle workers exit after Kopf's idle timeout."""
+    list_chunk_size: int = 500
+    """Objects per page of Kopf's initial listings (its `watching.chunk_size`, whose default lists every
+    object in one response). Unpaged, the listing of 10,000 Deployments arrives as one response: its
+    bytes, its text and its parsed objects are all in memory at once, the largest part of the operator's
+    start-up peak. Smaller pages cost more list requests (20 for 10,000 at 500); every page must be read
+    within the API server's continue-token lifetime (about 5 minutes), which 500 leaves far behind. 0:
+    no paging."""
     worker_idle_timeout: float = 0.5
     """Seconds an idle Kopf per-object worker lingers before it exits (Kopf's `queueing.idle_timeout`,
     whose own default is 5). A worker holds its object's last raw body: at start-up every workload of the
@@ -87,6 +94,11 @@ class OperatorSettings:
     and counted: a mass violation must not flood etcd."""
     event_burst: int = 20
     """Token bucket size: Events that may be posted at once after a quiet period."""
+    event_settle_seconds: float = 5.0
+    """How long new findings must last before a `ReadinessViolation` Event announces them. `kubectl apply`
+    of a Deployment with its PodDisruptionBudget or HPA lands the workload a moment before its companions:
+    without this delay every such apply would post a violation and then a restoration. Annotations,
+    labels, metrics and status are written at once regardless; 0 posts at once."""
     status_interval: float = 1.0
     """At most one status (and PolicyReport) write per policy per this many seconds: a storm of workload
     changes costs one write per policy, not one per change."""
@@ -200,9 +212,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=name, action="store_false", default=None, help=docs[name])
     parser.add_argument("--rule-labels", type=_parse_mapping, metavar="K=V,...", help=docs["rule_labels"])
     for name in ("violations_max_bytes", "write_concurrency", "worker_limit", "retry_attempts",
-                 "event_burst"):
+                 "event_burst", "list_chunk_size"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=docs[name])
-    for name in ("event_rate", "status_interval", "retry_base_delay", "retry_max_delay",
+    for name in ("event_rate", "event_settle_seconds", "status_interval", "retry_base_delay",
+                 "retry_max_delay",
                  "watch_server_timeout", "watch_client_timeout", "connect_timeout", "request_timeout",
                  "worker_idle_timeout"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, help=docs[name])
@@ -239,6 +252,8 @@ def validate(settings: OperatorSettings) -> None:
         raise ValueError("violations_max_bytes must be at least 64")
     if settings.worker_limit < 0:
         raise ValueError(f"worker_limit must be 0 (unbounded) or more, got {settings.worker_limit}")
+    if settings.list_chunk_size < 0:
+        raise ValueError(f"list_chunk_size must be 0 (no paging) or more, got {settings.list_chunk_size}")
     if settings.worker_idle_timeout <= 0:
         raise ValueError(f"worker_idle_timeout must be positive, got {settings.worker_idle_timeout}")
     if settings.event_rate <= 0:
