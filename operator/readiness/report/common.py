@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from readiness.report.model import WorkloadResult
 STDIN_NAME = "-"
 
 
+@lru_cache(maxsize=4096)  # one per input file, asked once per finding: resolving is a syscall each time
 def relative_uri(source: str) -> str:
     """A forward-slash path relative to the working directory when the file is below it, as SARIF
     viewers and CI annotations expect; standard input is `stdin`."""
