@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 
 demo:            ## the whole user story on a local control plane
-	@hack/demo.sh
+	@hack/demo.sh $(ARGS)
 
 test:            ## install what the suite needs and run all of it (what CI runs)
 	@hack/test.sh
