@@ -39,7 +39,7 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from readiness.checks import CATALOG  # noqa: E402
-from readiness.envtest import ControlPlane, ControlPlaneSettings  # noqa: E402
+from readiness.envtest import ControlPlane, ControlPlaneSettings, wait_established  # noqa: E402
 from readiness.envtest.controlplane import free_port  # noqa: E402
 
 VERDICT = "readiness.dev/verdict"
@@ -263,7 +263,7 @@ def main() -> None:
     try:
         crd = str(ROOT / "crds" / "readinesspolicies.yaml")
         plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", crd)
-        plane.kubectl("wait", "--for=condition=Established", "crd/readinesspolicies.readiness.dev")
+        wait_established(plane.kubectl, "readinesspolicies.readiness.dev")
         plane.kubectl("create", "namespace", "readiness-system", check=False)
         asyncio.run(run(args, str(plane.kubeconfig), plane.kubectl))
     finally:

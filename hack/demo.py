@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from readiness.envtest import ControlPlane, ControlPlaneSettings
+from readiness.envtest import ControlPlane, ControlPlaneSettings, wait_established
 from readiness.envtest.controlplane import KubectlError, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         show(plane, "apply", "-f", str(ROOT / "tests/fixtures/crds"))
         for crd in ("readinesspolicies.readiness.dev", "prometheusrules.monitoring.coreos.com",
                     "policyreports.wgpolicyk8s.io", "rollouts.argoproj.io"):
-            plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+            wait_established(plane.kubectl, crd)
         for name, labels in NAMESPACES.items():
             plane.kubectl("create", "namespace", name)
             if labels:

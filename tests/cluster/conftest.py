@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from readiness.checks import CATALOG
 from readiness.controller import OperatorSettings, build
 from readiness.controller.handlers import Runtime
-from readiness.envtest import ControlPlane, Kubectl
+from readiness.envtest import ControlPlane, Kubectl, wait_established
 from readiness.envtest.controlplane import free_port
 
 T = TypeVar("T")
@@ -159,8 +159,7 @@ def operator_cluster(control_plane: ControlPlane) -> ControlPlane:
     else:
         from readiness.crd import render_yaml
         control_plane.kubectl("apply", "--server-side", "-f", "-", input=render_yaml())
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/readinesspolicies.readiness.dev")
+    wait_established(control_plane.kubectl, "readinesspolicies.readiness.dev")
     existing = control_plane.kubectl("get", "namespace", OPERATOR_NAMESPACE, "--ignore-not-found",
                                      "-o", "name")
     if not existing.stdout.strip():
@@ -171,7 +170,7 @@ def operator_cluster(control_plane: ControlPlane) -> ControlPlane:
 def install_fixture_crds(kubectl: Kubectl, *files: str) -> None:
     for name in files:
         kubectl("apply", "-f", str(FIXTURE_CRDS / name))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    wait_established(kubectl)
 
 
 def uninstall_fixture_crd(kubectl: Kubectl, name: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from readiness.envtest import ControlPlane, Kubectl, binaries
+from readiness.envtest import ControlPlane, Kubectl, binaries, wait_established
 
 pytestmark = pytest.mark.cluster
 
@@ -61,8 +61,7 @@ def template(namespace: str = "readiness-system", *sets: str) -> str:
 def crds(control_plane: ControlPlane) -> None:
     for path in sorted((CHART / "crds").glob("*.yaml")):
         control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/readinesspolicies.readiness.dev", "crd/clusterkopfpeerings.kopf.dev")
+    wait_established(control_plane.kubectl, "readinesspolicies.readiness.dev", "clusterkopfpeerings.kopf.dev")
 
 
 @pytest.fixture
@@ -113,8 +112,7 @@ def test_deploy_directory_passes_a_server_side_dry_run(crds: None, kubectl: Kube
                                 "-o", "name").stdout.strip()
     if not real_cert_manager:  # never overwrite a real cert-manager's CRDs (kind: make kind-up)
         kubectl("apply", "--server-side", "-f", "-", input=CERT_MANAGER_STAND_INS)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io",
-            "crd/issuers.cert-manager.io")
+    wait_established(kubectl, "certificates.cert-manager.io", "issuers.cert-manager.io")
     kubectl("apply", "-f", str(REPO / "deploy" / "00-namespace.yaml"))
     result = kubectl("apply", "--dry-run=server", "-f", str(REPO / "deploy"), check=False)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from readiness.crd import CRD_PATH
-from readiness.envtest import ControlPlane, Kubectl
+from readiness.envtest import ControlPlane, Kubectl, wait_established
 from readiness.policy import ReadinessPolicyStatus, Summary, load_policy
 
 pytestmark = pytest.mark.cluster
@@ -31,7 +31,7 @@ def crd(control_plane: ControlPlane) -> Iterator[None]:
     tests that may run later rely on it (each test here deletes the policies it created)."""
     kubectl = control_plane.kubectl
     kubectl("apply", "-f", str(CRD_PATH.parent))
-    kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    wait_established(kubectl, CRD_NAME)
     yield
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from readiness.controller import output
-from readiness.envtest import Kubectl, KubectlError
+from readiness.envtest import Kubectl, KubectlError, wait_established
 
 from .conftest import (
     OperatorHandle,
@@ -362,7 +362,7 @@ def test_malformed_workload_never_stops_the_others(kubectl: Kubectl, namespace: 
                                                    unique: str) -> None:
     """A custom kind can hold anything: a malformed one is skipped (logged once), the rest audited."""
     kubectl("apply", "-f", "-", input=WIDGET_CRD)
-    kubectl("wait", "--for=condition=Established", "crd/widgets.test.readiness.dev")
+    wait_established(kubectl, "widgets.test.readiness.dev")
     try:
         good_template = {"spec": {"containers": [{"name": "app", "image": "x:1"}]}}
         kubectl("apply", "-f", "-", input=widget("broken", namespace, "not a pod template"))

@@ -24,7 +24,7 @@ import kopf
 import pytest
 from kopf.testing import KopfRunner
 
-from readiness.envtest import ControlPlane, Kubectl
+from readiness.envtest import ControlPlane, Kubectl, wait_established
 from readiness.envtest.controlplane import free_port
 from readiness.tls import Authority, write_serving_certificate
 from readiness.webhook import WebhookSettings, configure
@@ -92,7 +92,7 @@ def crd(control_plane: ControlPlane) -> None:
     kubectl = control_plane.kubectl
     crd_file = str(REPO / "crds" / "readinesspolicies.yaml")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", crd_file)
-    kubectl("wait", "--for=condition=Established", "crd/readinesspolicies.readiness.dev", "--timeout=60s")
+    wait_established(kubectl, "readinesspolicies.readiness.dev")
 
 
 @pytest.fixture(scope="module")

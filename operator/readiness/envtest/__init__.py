@@ -2,6 +2,7 @@
 
 from readiness.envtest.binaries import BinaryError, ensure_all
 from readiness.envtest.controlplane import ControlPlane, ControlPlaneError, Kubectl, KubectlError
+from readiness.envtest.crds import wait_established
 from readiness.envtest.settings import ControlPlaneSettings
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "Kubectl",
     "KubectlError",
     "ensure_all",
+    "wait_established",
 ]
