@@ -151,8 +151,8 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     # Violation Events wait for the findings to settle (5 s by default): a PodDisruptionBudget applied
     # a moment after its Deployment must not cause a violation Event and then a restoration.
     wait_for("the violation Events", lambda: "legacy-web" in plane.kubectl(
-        "get", "events", "-n", "shop", "--field-selector", "reason=ReadinessViolation", "-o", "name",
-        "--no-headers", "-o", "custom-columns=N:.involvedObject.name", check=False).stdout, timeout=30)
+        "get", "events", "-n", "shop", "--field-selector", "reason=ReadinessViolation", "--no-headers",
+        "-o", "custom-columns=N:.involvedObject.name", check=False).stdout, timeout=30)
     say("what the platform team sees")
     show(plane, "get", "readinesspolicies")
     show(plane, "get", "deploy,sts,ds,rollouts", "-A", "-l", "readiness.dev/compliant=false")

@@ -43,7 +43,14 @@ from readiness.checks.base import Severity
 from readiness.context import AuditContext
 from readiness.engine import Engine, Finding
 from readiness.policy import API_GROUP, API_VERSION, PLURAL, Enforcement, ReadinessPolicy
-from readiness.workload import DEFAULT_KINDS, KindRegistry, MalformedWorkload, NotAWorkload, project
+from readiness.workload import (
+    BUILTIN_RESOURCES,
+    DEFAULT_KINDS,
+    KindRegistry,
+    MalformedWorkload,
+    NotAWorkload,
+    project,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +60,8 @@ WEBHOOK_NAME_PREFIX = "workloads"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_CONFIG_NAME = "readiness-operator.readiness.dev"
 
-# kind -> (group, version, plural) of the workload kinds the webhook can judge.
-RESOURCES: Mapping[str, tuple[str, str, str]] = {
-    "Deployment": ("apps", "v1", "deployments"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
-    "Pod": ("", "v1", "pods"),
-    "Rollout": ("argoproj.io", "v1alpha1", "rollouts"),
-}
+RESOURCES = BUILTIN_RESOURCES
+"""kind -> (group, version, plural) of the workload kinds the webhook can judge."""
 
 _ADMISSION_CONTEXT = AuditContext(pdbs_known=False)
 """At admission the webhook does not see PodDisruptionBudgets: the PDB check stays silent rather than

@@ -64,6 +64,20 @@ BUILTIN_KINDS: tuple[KindSpec, ...] = (
 )
 
 
+BUILTIN_RESOURCES: Mapping[str, tuple[str, str, str]] = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "DaemonSet": ("apps", "v1", "daemonsets"),
+    "ReplicaSet": ("apps", "v1", "replicasets"),
+    "Job": ("batch", "v1", "jobs"),
+    "CronJob": ("batch", "v1", "cronjobs"),
+    "Pod": ("", "v1", "pods"),
+    "Rollout": ("argoproj.io", "v1alpha1", "rollouts"),
+}
+"""Kind -> (API group, version, plural) of the built-in kinds: the operator watches and patches them,
+the webhook registers for them."""
+
+
 class KindRegistry:
     """The kinds the engine understands: the built-in ones plus custom kinds a user declares."""
 

@@ -33,20 +33,17 @@ from readiness.controller.writer import Writer
 from readiness.engine import Engine
 from readiness.metrics import ReadinessMetrics
 from readiness.policy import API_GROUP, API_VERSION, PLURAL, PolicyError, load_policy, parse_duration
-from readiness.workload import KindRegistry, MalformedWorkload, NotAWorkload, WorkloadRef, project
+from readiness.workload import (
+    BUILTIN_RESOURCES,
+    KindRegistry,
+    MalformedWorkload,
+    NotAWorkload,
+    WorkloadRef,
+    project,
+)
 
 log = logging.getLogger(__name__)
 
-BUILTIN_RESOURCES: Mapping[str, tuple[str, str, str]] = {
-    "Deployment": ("apps", "v1", "deployments"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
-    "Pod": ("", "v1", "pods"),
-    "Rollout": ("argoproj.io", "v1alpha1", "rollouts"),
-}
 TIMER_TICK = 1.0
 """The policy timer ticks this often and re-audits a policy when its auditInterval has elapsed: Kopf
 timers have one interval per handler, policies each have their own."""
