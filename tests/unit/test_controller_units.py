@@ -198,3 +198,39 @@ def test_crd_fixtures_are_valid_yaml() -> None:
             names.add(doc["metadata"]["name"])
     assert names == {"prometheusrules.monitoring.coreos.com", "policyreports.wgpolicyk8s.io",
                      "clusterpolicyreports.wgpolicyk8s.io", "rollouts.argoproj.io"}
+
+
+def test_top_offenders_rank_worst_first_then_by_name() -> None:
+    checks = only_checks("readiness-probe-missing", "memory-limit-missing", "cpu-request-missing")
+    bodies = [deployment(f"w{i:02d}", probe=i % 3 == 0) for i in range(30)]
+    state, _auditor = audited_state(*bodies, policies=[policy("three-checks", checks=checks)])
+    results = state.results["three-checks"]
+    summary = status_mod.summarize(results)
+    top = summary["topOffenders"]
+
+    def rank(item: dict[str, Any]) -> tuple[Any, ...]:
+        return (-item["errors"], -item["warnings"], -item["infos"], item["namespace"], item["kind"],
+                item["name"])
+
+    assert [rank(item) for item in top] == sorted(rank(item) for item in top)
+    worst = [ref.name for ref, result in results.items() if len(result.findings) == 3]
+    assert [item["name"] for item in top] == sorted(worst)[:len(top)]
+    assert all(len(item["checks"]) == 3 for item in top)
+
+
+def test_our_api_client_ignores_proxy_and_netrc_environment() -> None:
+    from kubernetes_asyncio import client as k8s
+
+    from readiness.controller.client import _ignore_environment
+
+    async def session_of() -> tuple[bool, bool]:
+        api = k8s.ApiClient(k8s.Configuration(host="https://127.0.0.1:1"))
+        connector = api.rest_client.pool_manager.connector
+        _ignore_environment(api)
+        session = api.rest_client.pool_manager
+        try:
+            return session.trust_env, session.connector is connector
+        finally:
+            await api.close()
+
+    assert asyncio.run(session_of()) == (False, True)

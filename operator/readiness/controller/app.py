@@ -13,6 +13,7 @@ import kopf
 from readiness.controller import client
 from readiness.controller.auditor import Auditor, AuditQueue
 from readiness.controller.handlers import Runtime, register, watched_kinds
+from readiness.controller.heap import HeapKeeper
 from readiness.controller.publisher import Publisher
 from readiness.controller.settings import OperatorSettings
 from readiness.controller.writer import Writer
@@ -103,7 +104,9 @@ async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes:
         runtime.api, runtime.metrics, concurrency=ours.write_concurrency, attempts=ours.retry_attempts,
         base_delay=ours.retry_base_delay, max_delay=ours.retry_max_delay, event_rate=ours.event_rate,
         event_burst=ours.event_burst, request_timeout=ours.request_timeout)
-    runtime.auditor = Auditor(ours, state, runtime.metrics, runtime.writer)
+    runtime.heap = HeapKeeper(ours.gc_freeze_every, ours.gc_full_interval)
+    runtime.heap.start()
+    runtime.auditor = Auditor(ours, state, runtime.metrics, runtime.writer, runtime.heap)
     # Twice the writes in flight: while some audits wait for the writer, others evaluate.
     runtime.audits = AuditQueue(runtime.auditor, workers=2 * ours.write_concurrency)
     runtime.audits.start()
@@ -131,6 +134,8 @@ async def stop(runtime: Runtime) -> None:
     if runtime.api is not None:
         await runtime.api.close()
     runtime.metrics.close()
+    if runtime.heap is not None:
+        runtime.heap.stop()
 
 
 def run(ours: OperatorSettings) -> None:

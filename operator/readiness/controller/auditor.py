@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from readiness.controller import output
+from readiness.controller.heap import HeapKeeper
 from readiness.controller.output import Outputs, PolicyVerdict
 from readiness.controller.settings import OperatorSettings
 from readiness.controller.state import IndexedWorkload, PolicyEntry, State
@@ -30,8 +31,9 @@ BATCH = 500
 
 class Auditor:
     def __init__(self, settings: OperatorSettings, state: State, metrics: ReadinessMetrics,
-                 writer: Writer | None = None) -> None:
+                 writer: Writer | None = None, heap: HeapKeeper | None = None) -> None:
         self.settings = settings
+        self.heap = heap
         self.state = state
         self.metrics = metrics
         self.writer = writer
@@ -98,6 +100,8 @@ class Auditor:
                 await self._audit_locked(ref)
             except Exception as error:
                 log.warning("audit of %s failed: %s", ref, error)
+        if self.heap is not None:
+            self.heap.audited()
 
     async def _audit_locked(self, ref: WorkloadRef) -> None:
         state = self.state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import kopf
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
@@ -44,10 +45,27 @@ def connection_info(configuration: k8s.Configuration) -> kopf.ConnectionInfo:
     )
 
 
+READ_BUFFER = 2**21
+"""kubernetes-asyncio's read buffer: an object can be as large as etcd's 1.5 MiB request limit."""
+
+
 async def api_client(settings: OperatorSettings) -> Any:
     configuration = await load_configuration(settings)
     # aiohttp's pool: enough connections for every write in flight plus reads, never unbounded.
     configuration.connection_pool_maxsize = settings.write_concurrency + 4
     api = k8s.ApiClient(configuration)
     api.user_agent = settings.user_agent
+    _ignore_environment(api)
     return api
+
+
+def _ignore_environment(api: k8s.ApiClient) -> None:
+    """kubernetes-asyncio's aiohttp session trusts the environment: before every request it looks up
+    HTTP(S)_PROXY and parses ~/.netrc, each in a thread (a quarter of the operator's CPU at start-up on
+    10,000 workloads). Kopf's own session does not, so both clients now reach the API server the same
+    way; a proxy named in the kubeconfig (`proxy-url`) is still passed with every request."""
+    rest = api.rest_client
+    environment_session = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(connector=environment_session.connector, trust_env=False,
+                                              read_bufsize=READ_BUFFER)
+    environment_session.detach()  # the connector (and its TLS context) now belongs to the new session

@@ -25,6 +25,7 @@ import orjson
 
 from readiness.context import disruption_budget
 from readiness.controller.auditor import Auditor, AuditQueue
+from readiness.controller.heap import HeapKeeper
 from readiness.controller.output import Outputs
 from readiness.controller.publisher import Publisher
 from readiness.controller.settings import OperatorSettings
@@ -71,6 +72,7 @@ class Runtime:
     audits: AuditQueue | None = None
     publisher: Publisher | None = None
     writer: Writer | None = None
+    heap: HeapKeeper | None = None
     api: Any = None
     tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
     metrics_port: int | None = None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from readiness.checks.base import Severity
-from readiness.engine import Evaluation, Finding
+from readiness.engine import Evaluation
 from readiness.policy import MAX_TOP_OFFENDERS, ReadinessPolicyStatus
 from readiness.workload import WorkloadRef
 
@@ -19,21 +21,14 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _severity_counts(findings: list[Finding]) -> Counter[str]:
-    return Counter(str(f.severity) for f in findings)
-
-
-def _offender(ref: WorkloadRef, result: Evaluation) -> dict[str, Any]:
-    counts = _severity_counts(result.findings)
+def _offender(ref: WorkloadRef, result: Evaluation, counts: tuple[int, int, int]) -> dict[str, Any]:
     checks = sorted({f.check for f in result.findings})[:OFFENDER_CHECKS]
     return {"namespace": ref.namespace, "kind": ref.kind, "name": ref.name,
-            "errors": counts[Severity.ERROR], "warnings": counts[Severity.WARNING],
-            "infos": counts[Severity.INFO], "checks": checks}
+            "errors": counts[0], "warnings": counts[1], "infos": counts[2], "checks": checks}
 
 
-def _worst_first(item: dict[str, Any]) -> tuple[int, int, int, str, str, str]:
-    return (-item["errors"], -item["warnings"], -item["infos"],
-            item["namespace"], item["kind"], item["name"])
+Rank = tuple[int, int, int, str, str, str]
+"""Worst first: most errors, then warnings, then infos; then by namespace, kind and name."""
 
 
 def _exemption_key(ref: WorkloadRef, source: str) -> str:
@@ -42,27 +37,32 @@ def _exemption_key(ref: WorkloadRef, source: str) -> str:
 
 
 def summarize(results: Mapping[WorkloadRef, Evaluation]) -> dict[str, Any]:
-    """summary, topOffenders and exemptions, in the CRD's camelCase."""
+    """summary, topOffenders and exemptions, in the CRD's camelCase. Runs on every status flush over
+    every matched workload, so only the offenders that make the list are built (a heap, not a sort)."""
     by_severity: Counter[str] = Counter()
     by_check: Counter[str] = Counter()
-    offenders: list[dict[str, Any]] = []
+    ranked: list[tuple[Rank, WorkloadRef, Evaluation, tuple[int, int, int]]] = []
     active: set[str] = set()
     expired: set[str] = set()
-    violating = 0
     for ref, result in results.items():
         if result.findings:
-            violating += 1
-            by_severity.update(_severity_counts(result.findings))
+            severities = Counter(f.severity for f in result.findings)
+            by_severity.update({str(severity): n for severity, n in severities.items()})
             by_check.update(f.check for f in result.findings)
-            offenders.append(_offender(ref, result))
-        active.update(_exemption_key(ref, e.source) for e in result.exempted)
-        expired.update(_exemption_key(ref, e.source) for e in result.expired_exemptions)
-    offenders.sort(key=_worst_first)
+            counts = (severities[Severity.ERROR], severities[Severity.WARNING], severities[Severity.INFO])
+            rank = (-counts[0], -counts[1], -counts[2], ref.namespace, ref.kind, ref.name)
+            ranked.append((rank, ref, result, counts))
+        if result.exempted:
+            active.update(_exemption_key(ref, e.source) for e in result.exempted)
+        if result.expired_exemptions:
+            expired.update(_exemption_key(ref, e.source) for e in result.expired_exemptions)
+    violating = len(ranked)
+    top = heapq.nsmallest(MAX_TOP_OFFENDERS, ranked, key=itemgetter(0))
     return {
         "summary": {"matched": len(results), "compliant": len(results) - violating, "violating": violating,
                     "bySeverity": dict(sorted(by_severity.items())),
                     "byCheck": dict(sorted(by_check.items()))},
-        "topOffenders": offenders[:MAX_TOP_OFFENDERS],
+        "topOffenders": [_offender(ref, result, counts) for _rank, ref, result, counts in top],
         "exemptions": {"active": len(active), "expired": len(expired)},
     }
 
