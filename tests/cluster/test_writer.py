@@ -53,5 +53,5 @@ def test_writes_against_the_api_server(kubectl: Kubectl, kubeconfig: Path, names
     assert patched is True
     assert annotations_of(kubectl, namespace, "web")["readiness.dev/verdict"] == "compliant"
     assert vanished is False  # 404: the workload was deleted meanwhile; nothing to write
-    assert invalid.status == 422 and "not a label!" in invalid.body and invalid.headers is not None
+    assert invalid.status == 422 and "not a label!" in str(invalid.body) and invalid.headers is not None
     assert counter.errors == [("patch_workload", "404"), ("patch_workload", "422")]  # 4xx: never retried

@@ -63,7 +63,7 @@ def test_a_full_rescan_unfreezes_at_most_every_interval() -> None:
         unfrozen.append(1)
         original()
 
-    gc.unfreeze = spy  # type: ignore[assignment]
+    gc.unfreeze = spy
     try:
         keeper.audited()
         clock.now = 599
