@@ -33,10 +33,21 @@ def document(result: AuditResult) -> dict[str, Any]:
     }
 
 
-def _workload(result: WorkloadResult) -> dict[str, Any]:
+def _workload(result: WorkloadResult) -> Any:
     if result.json_entry is not None:
-        return result.json_entry
+        return orjson.Fragment(result.json_entry)
     return entry(result)
+
+
+ENTRY_INDENT = b"\n    "
+"""A workload entry sits at depth 2 of the document (`{"workloads": [entry]}`), 4 spaces in."""
+
+
+def entry_bytes(result: WorkloadResult) -> bytes:
+    """One workload's entry, rendered as `render_bytes` would render it in place: made by the process
+    that judged the workload (readiness.report.parallel), then spliced in verbatim (an orjson Fragment).
+    JSON strings hold no raw newline, so re-indenting is a plain replace."""
+    return orjson.dumps(entry(result), option=orjson.OPT_INDENT_2).replace(b"\n", ENTRY_INDENT)
 
 
 def entry(result: WorkloadResult) -> dict[str, Any]:

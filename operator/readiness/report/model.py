@@ -32,9 +32,9 @@ class WorkloadResult:
     evaluations: list[Evaluation]
     _lines: dict[str, int] = field(default_factory=dict)
     """Container name -> line, computed once: every renderer asks for each finding's line."""
-    json_entry: dict[str, Any] | None = None
-    """This workload's entry of the JSON report when it was built ahead (by the worker process of a
-    parallel audit, see readiness.report.parallel); None: the JSON renderer builds it."""
+    json_entry: bytes | None = None
+    """This workload's entry of the JSON report, rendered ahead by the process that judged it (both
+    processes of a parallel audit, see readiness.report.parallel); None: the JSON renderer builds it."""
 
     @property
     def findings(self) -> list[tuple[str, Finding]]:

@@ -156,12 +156,14 @@ def _worker(prepared: PreparedText, middle: int, engines: Sequence[Engine], kind
     outbox.flush()
 
 
-def _build_json_entries(results: Sequence[WorkloadResult]) -> list[dict[str, Any]]:
-    from readiness.report.json import entry
+def _build_json_entries(results: Sequence[WorkloadResult]) -> list[bytes]:
+    """Each workload's entry of the JSON report, already rendered: the worker sends bytes (pickled with a
+    copy, not object by object) and the parent only splices them."""
+    from readiness.report.json import entry_bytes
 
     entries = []
     for result in results:
-        result.json_entry = entry(result)
+        result.json_entry = entry_bytes(result)
         entries.append(result.json_entry)
     return entries
 
