@@ -222,12 +222,13 @@ def normalise(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def split_documents(text: str) -> list[_Segment]:
+def split_documents(text: str, first_line: int = 1) -> list[_Segment]:
     """Cut a normalised stream at `---` and `...` lines (column 0 only: an indented `---` belongs to a
-    block scalar). Text after `--- ` on the separator line belongs to the document it starts."""
+    block scalar). Text after `--- ` on the separator line belongs to the document it starts.
+    `first_line`: the line number of `text`'s first line (a part of a larger stream)."""
     padded = "\n" + text
     segments: list[_Segment] = []
-    start, line = 0, 1
+    start, line = 0, first_line
     for match in _SEPARATOR.finditer(padded):
         sep_offset = match.start()  # offset of the separator line in `text` (padded has one more char)
         segments.append(_Segment(start, sep_offset, line))
@@ -238,6 +239,13 @@ def split_documents(text: str) -> list[_Segment]:
             line += 1
     segments.append(_Segment(start, len(text), line))
     return segments
+
+
+def separator_after(text: str, offset: int) -> int | None:
+    """Where the first document separator line at or after `offset` of a normalised stream starts: the
+    two parts around it are streams of whole documents. None when there is none."""
+    match = _SEPARATOR.search(text, max(0, offset - 1))
+    return match.start() + 1 if match else None
 
 
 def _content_line(text: str, line: int) -> int:
@@ -277,9 +285,10 @@ class PreparedText:
     """Indices of the segments with a plain scalar that YAML 1.1 and 1.2 read differently."""
 
 
-def prepare_text(text: str, source: str) -> PreparedText:
+def prepare_text(text: str, source: str, first_line: int = 1) -> PreparedText:
+    """`first_line`: the line number of `text`'s first line, when it is a part of a larger stream."""
     text = normalise(text)
-    segments = split_documents(text)
+    segments = split_documents(text, first_line)
     starts = [s.start for s in segments]
     # quirk offsets are in "\n" + text: one more than the same place in `text`
     exact = frozenset(bisect.bisect_right(starts, offset - 1) - 1 for offset in quirk_offsets("\n" + text))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from readiness.checks.base import Severity
 from readiness.engine import Engine
@@ -70,3 +71,66 @@ def test_junit_failures_follow_fail_on() -> None:
     assert int(strict.get("failures", "0")) > int(lax.get("failures", "0")) > 0
     assert never.get("failures") == "0"
     assert int(strict.get("skipped", "0")) >= 1
+
+
+def _element_tree_junit(audit_result: AuditResult, options: RenderOptions) -> str:
+    """The JUnit renderer as it was written with ElementTree: the oracle of the text writer's layout."""
+    from collections import defaultdict
+
+    root = ET.Element("testsuites", name="readiness")
+    suites = {policy: ET.SubElement(root, "testsuite", name=policy) for policy in audit_result.policies}
+    for workload in audit_result.workloads:
+        for evaluation in workload.evaluations:
+            suite = suites[evaluation.policy]
+            findings: dict[str, list[Any]] = defaultdict(list)
+            for finding in evaluation.findings:
+                findings[finding.check].append(finding)
+            exempted = {x.finding.check: x for x in evaluation.exempted}
+            doc = workload.document
+            for check_id in evaluation.checks_run:
+                case = ET.SubElement(suite, "testcase", name=check_id, classname=str(workload.workload.ref),
+                                     file=doc.source, line=str(doc.line))
+                failed = findings.get(check_id, [])
+                limit = options.fail_on
+                if failed and limit is not None and max(f.severity.rank for f in failed) >= limit.rank:
+                    failure = ET.SubElement(case, "failure", message=failed[0].message,
+                                            type=failed[0].severity.value)
+                    failure.text = "\n".join(f"{doc.source}:{workload.line_of(f)}: [{f.severity}] {f.message}"
+                                             for f in failed)
+                elif failed:
+                    ET.SubElement(case, "system-out").text = "\n".join(f"[{f.severity}] {f.message}"
+                                                                       for f in failed)
+                elif check_id in exempted:
+                    ET.SubElement(case, "skipped", message=f"exempted: {exempted[check_id].reason}")
+    if audit_result.errors:
+        errors = ET.SubElement(root, "testsuite", name="input")
+        for error in audit_result.errors:
+            case = ET.SubElement(errors, "testcase", classname="input", name=str(error))
+            ET.SubElement(case, "error", message=error.message, type="InputError").text = str(error)
+    for element in [*root, root]:
+        cases = list(element.iter("testcase"))
+        element.set("tests", str(len(cases)))
+        for name in ("failure", "error", "skipped"):
+            element.set(name + "s" if name != "skipped" else name,
+                        str(sum(1 for c in cases if c.find(name) is not None)))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def test_junit_text_is_what_element_tree_wrote() -> None:
+    from pathlib import Path
+
+    from readiness.cli import read_policies
+    from readiness.loader import InputError, load_paths
+
+    root = Path(__file__).parents[2]
+    loaded = load_paths([str(root / "examples" / "workloads")])
+    engines = [Engine(p) for name in ("baseline", "production", "strict")
+               for p in read_policies(str(root / "examples" / "policies" / f"{name}.yaml"))]
+    results = [audit(loaded.documents, engines), result(), audit([], [])]
+    results[0].errors.append(InputError('odd "file" <&>.yaml', 3, "bad\tvalue\r\nhere > there & 'so'"))
+    results.append(audit([], [Engine(ReadinessPolicy.model_validate({"metadata": {"name": "empty"}}))]))
+    for audit_result in results:
+        for threshold in (None, Severity.INFO, Severity.WARNING, Severity.ERROR):
+            options = RenderOptions(fail_on=threshold)
+            assert renderer("junit")(audit_result, options) == _element_tree_junit(audit_result, options)

@@ -2,62 +2,133 @@
 workload x check. Findings at or above --fail-on are failures carrying the messages; findings below it
 pass with the message in system-out (so the test report agrees with the exit code); exempted checks
 are skipped with the reason. Input errors form their own testsuite of errored cases.
+
+Written as text, in the layout ElementTree's `indent` + `tostring` gave (attributes in the same order,
+the same escaping): 10,000 workloads make 270,000 testcases, and building then serialising that tree
+took 2 s of a 3 s audit.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from readiness.engine import Evaluation, Finding
 from readiness.report import RenderOptions
 from readiness.report.model import AuditResult, WorkloadResult
 
+DECLARATION = "<?xml version='1.0' encoding='utf-8'?>"
+CASE_INDENT = "    "
+CHILD_INDENT = "      "
+
+
+def attribute(text: str) -> str:
+    """An attribute value, quoted and escaped as ElementTree escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return f'"{text}"'
+
+
+def character_data(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+@dataclass
+class Suite:
+    """One testsuite's testcases as lines of text, with its counts."""
+
+    name: str
+    lines: list[str] = field(default_factory=list)
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    def case(self, opening: str, child: str | None = None) -> None:
+        """A testcase (`opening` is its start tag's name and attributes) with at most one child."""
+        self.tests += 1
+        if child is None:
+            self.lines.append(f"{CASE_INDENT}<testcase {opening} />")
+        else:
+            self.lines.append(f"{CASE_INDENT}<testcase {opening}>\n{CHILD_INDENT}{child}\n"
+                              f"{CASE_INDENT}</testcase>")
+
+    def counts(self) -> str:
+        return (f'tests="{self.tests}" failures="{self.failures}" errors="{self.errors}" '
+                f'skipped="{self.skipped}"')
+
+    def render(self) -> str:
+        head = f"  <testsuite name={attribute(self.name)} {self.counts()}"
+        if not self.lines:
+            return head + " />"
+        return head + ">\n" + "\n".join(self.lines) + "\n  </testsuite>"
+
 
 def render(result: AuditResult, options: RenderOptions) -> str:
-    root = ET.Element("testsuites", name="readiness")
-    suites = {policy: ET.SubElement(root, "testsuite", name=policy) for policy in result.policies}
+    suites = {policy: Suite(policy) for policy in result.policies}
     for workload in result.workloads:
         for evaluation in workload.evaluations:
             _cases(suites[evaluation.policy], workload, evaluation, options)
+    every = list(suites.values())
     if result.errors:
-        errors = ET.SubElement(root, "testsuite", name="input")
+        errors = Suite("input")
         for error in result.errors:
-            case = ET.SubElement(errors, "testcase", classname="input", name=str(error))
-            ET.SubElement(case, "error", message=error.message, type="InputError").text = str(error)
-    for suite in root:
-        _count(suite)
-    _count(root)
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+            errors.errors += 1
+            errors.case(f'classname="input" name={attribute(str(error))}',
+                        f'<error message={attribute(error.message)} type="InputError">'
+                        f"{character_data(str(error))}</error>")
+        every.append(errors)
+    total = Suite("readiness", tests=sum(s.tests for s in every), failures=sum(s.failures for s in every),
+                  errors=sum(s.errors for s in every), skipped=sum(s.skipped for s in every))
+    head = f'<testsuites name="readiness" {total.counts()}'
+    if not every:
+        return f"{DECLARATION}\n{head} />\n"
+    body = "\n".join(suite.render() for suite in every)
+    return f"{DECLARATION}\n{head}>\n{body}\n</testsuites>\n"
 
 
-def _cases(suite: ET.Element, workload: WorkloadResult, evaluation: Evaluation,
-           options: RenderOptions) -> None:
+def _cases(suite: Suite, workload: WorkloadResult, evaluation: Evaluation, options: RenderOptions) -> None:
     findings: dict[str, list[Finding]] = defaultdict(list)
     for finding in evaluation.findings:
         findings[finding.check].append(finding)
     exempted = {x.finding.check: x for x in evaluation.exempted}
     doc = workload.document
+    # The same for every check of this workload: escaped once.
+    where = (f"classname={attribute(str(workload.workload.ref))} file={attribute(doc.source)} "
+             f'line="{doc.line}"')
+    threshold = options.fail_on
     for check_id in evaluation.checks_run:
-        case = ET.SubElement(suite, "testcase", name=check_id, classname=str(workload.workload.ref),
-                             file=doc.source, line=str(doc.line))
-        failed = findings.get(check_id, [])
-        threshold = options.fail_on
+        opening = f"name={attribute(check_id)} {where}"
+        failed = findings.get(check_id)
         if failed and threshold is not None and max(f.severity.rank for f in failed) >= threshold.rank:
             text = "\n".join(f"{doc.source}:{workload.line_of(f)}: [{f.severity}] {f.message}"
                              for f in failed)
-            failure = ET.SubElement(case, "failure", message=failed[0].message, type=failed[0].severity.value)
-            failure.text = text
+            suite.failures += 1
+            suite.case(opening, f"<failure message={attribute(failed[0].message)} "
+                                f"type={attribute(failed[0].severity.value)}>{character_data(text)}</failure>")
         elif failed:
-            ET.SubElement(case, "system-out").text = "\n".join(f"[{f.severity}] {f.message}" for f in failed)
+            text = "\n".join(f"[{f.severity}] {f.message}" for f in failed)
+            suite.case(opening, f"<system-out>{character_data(text)}</system-out>")
         elif check_id in exempted:
-            ET.SubElement(case, "skipped", message=f"exempted: {exempted[check_id].reason}")
-
-
-def _count(element: ET.Element) -> None:
-    cases = list(element.iter("testcase"))
-    element.set("tests", str(len(cases)))
-    element.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
-    element.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
-    element.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+            suite.skipped += 1
+            suite.case(opening, f"<skipped message={attribute('exempted: ' + exempted[check_id].reason)} />")
+        else:
+            suite.case(opening)

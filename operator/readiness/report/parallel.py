@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from readiness.checks.base import Category, Severity
 from readiness.engine import Engine, Evaluation, Finding
-from readiness.loader import Document, InputError, PreparedText, load_prepared, prepare_text
+from readiness.loader import Document, InputError, load_prepared, normalise, prepare_text, separator_after
 from readiness.report.model import AuditResult, WorkloadResult, audit, context_objects_of
 from readiness.workload import KindRegistry, Workload, WorkloadClass, WorkloadRef
 
@@ -66,9 +66,9 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
     then audits serially: a broken worker never changes a result). With `json_entries`, each process
     also builds its workloads' entries of the JSON report (`WorkloadResult.json_entry`), so that most of
     the rendering is done on two cores too."""
-    prepared = prepare_text(text, source)
-    middle = _middle(prepared)
-    if middle <= 0 or middle >= len(prepared.segments):
+    text = normalise(text)
+    cut = separator_after(text, int(len(text) * (1 - WORKER_SHARE)))
+    if cut is None:
         return None
     to_parent, from_child = _pipe()
     to_child, from_parent = _pipe()
@@ -78,7 +78,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
         try:
             os.close(from_child)
             os.close(to_child)
-            _worker(prepared, middle, engines, kinds, now, os.fdopen(from_parent, "rb"),
+            _worker(text, cut, source, engines, kinds, now, os.fdopen(from_parent, "rb"),
                     os.fdopen(to_parent, "wb"), json_entries)
             code = 0
         finally:
@@ -88,7 +88,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
     done = False
     try:
         with os.fdopen(from_child, "rb") as inbox, os.fdopen(to_child, "wb") as outbox:
-            outcome = _parent(prepared, middle, engines, kinds, now, inbox, outbox, json_entries)
+            outcome = _parent(text, cut, source, engines, kinds, now, inbox, outbox, json_entries)
         done = True
         return outcome
     except Exception:  # the worker died or sent garbage: the serial path decides
@@ -109,18 +109,9 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _middle(prepared: PreparedText) -> int:
-    """The first segment of the worker's share (segments are in text order)."""
-    target = len(prepared.text) * (1 - WORKER_SHARE)
-    for index, segment in enumerate(prepared.segments):
-        if segment.start >= target:
-            return index
-    return len(prepared.segments)
-
-
-def _parent(prepared: PreparedText, middle: int, engines: Sequence[Engine], kinds: KindRegistry,
+def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
             now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool) -> Outcome:
-    loaded = load_prepared(prepared, 0, middle)
+    loaded = load_prepared(prepare_text(text[:cut], source))
     mine = context_objects_of(loaded.documents)
     theirs = pickle.load(inbox)  # read first, then write: neither side blocks on a full pipe
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
@@ -140,9 +131,11 @@ def _parent(prepared: PreparedText, middle: int, engines: Sequence[Engine], kind
     return result, [*loaded.errors, *errors], len(loaded.documents) + documents
 
 
-def _worker(prepared: PreparedText, middle: int, engines: Sequence[Engine], kinds: KindRegistry,
+def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
             now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool) -> None:
-    loaded = load_prepared(prepared, middle)
+    # Each process cuts and scans its own part: the worker's starts on a separator line, so its first
+    # document is the one after it, at the line the whole stream puts it on.
+    loaded = load_prepared(prepare_text(text[cut:], source, first_line=text.count("\n", 0, cut) + 1))
     mine = context_objects_of(loaded.documents)
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
