@@ -22,26 +22,8 @@ CASE_INDENT = "    "
 CHILD_INDENT = "      "
 
 
-def attribute(text: str) -> str:
-    """An attribute value, quoted and escaped as ElementTree escapes it."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
-    return f'"{text}"'
-
-
 def character_data(text: str) -> str:
+    """Text content, escaped as ElementTree escapes it."""
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:
@@ -49,6 +31,19 @@ def character_data(text: str) -> str:
     if ">" in text:
         text = text.replace(">", "&gt;")
     return text
+
+
+ATTRIBUTE_ENTITIES = (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
+"""What an attribute value escapes besides what text content does (ElementTree's choice)."""
+
+
+def attribute(text: str) -> str:
+    """An attribute value, quoted and escaped as ElementTree escapes it."""
+    text = character_data(text)
+    for char, entity in ATTRIBUTE_ENTITIES:
+        if char in text:
+            text = text.replace(char, entity)
+    return f'"{text}"'
 
 
 @dataclass
