@@ -48,7 +48,7 @@ class Authority:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         cert = (
-            _builder(name, name, key.public_key(), validity)
+            certificate_builder(name, name, key.public_key(), validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False,
@@ -67,8 +67,8 @@ class Authority:
             raise ValueError("a serving certificate needs at least one host name or IP address")
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
-            _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]), self.cert.subject,
-                     key.public_key(), validity)
+            certificate_builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]),
+                                self.cert.subject, key.public_key(), validity)
             .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -97,8 +97,10 @@ def write_serving_certificate(directory: Path, hosts: Iterable[str], authority: 
     return paths
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
-             validity: datetime.timedelta) -> x509.CertificateBuilder:
+def certificate_builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
+                        validity: datetime.timedelta) -> x509.CertificateBuilder:
+    """A certificate valid from a few minutes ago (clock skew between hosts) for `validity`, with a
+    random serial: what every certificate we issue starts from (the webhook's and the test cluster's)."""
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from readiness.tls import certificate_builder
+
 _VALIDITY = datetime.timedelta(days=7)
-_CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class CertificateAuthority:
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = _name(common_name, ())
         builder = (
-            _builder(name, name, self._key.public_key())
+            certificate_builder(name, name, self._key.public_key(), _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(_key_usage(cert_sign=True), critical=True)
         )
@@ -65,7 +66,8 @@ class CertificateAuthority:
         sans: list[x509.GeneralName],
     ) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
-        builder = _builder(_name(common_name, orgs), self._cert.subject, key.public_key())
+        builder = certificate_builder(_name(common_name, orgs), self._cert.subject, key.public_key(),
+                                      _VALIDITY)
         builder = builder.add_extension(_key_usage(cert_sign=False), critical=True)
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if sans:
@@ -85,21 +87,6 @@ def service_account_key() -> tuple[bytes, bytes]:
 def _name(common_name: str, orgs: tuple[str, ...]) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in orgs]
     return x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(now + _VALIDITY)
-    )
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
