@@ -344,6 +344,8 @@ def main() -> None:
                         help="run the operator under cProfile (slower) and write its stats to FILE on exit")
     args = parser.parse_args()
     plane = ControlPlane(ControlPlaneSettings.from_env(use_existing_cluster=args.use_existing_cluster))
+    # `kill` or `timeout` must not leave the control plane running: exit through the `finally` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plane.start()
     try:
         crd = str(ROOT / "crds" / "readinesspolicies.yaml")
