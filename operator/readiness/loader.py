@@ -273,34 +273,22 @@ def _parse(text: str, exact: bool) -> Any:
         return parse_kubernetes_yaml(text)
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedText:
-    """A stream cut into documents, with the documents that need the exact parser: the cheap whole-text
-    passes of `load_text`, so that parts of a large stream can be parsed separately (in two processes)."""
-
-    text: str
-    source: str
-    segments: list[_Segment]
-    exact: frozenset[int]
+def _exact_segments(text: str, segments: list[_Segment]) -> frozenset[int]:
     """Indices of the segments with a plain scalar that YAML 1.1 and 1.2 read differently."""
-
-
-def prepare_text(text: str, source: str, first_line: int = 1) -> PreparedText:
-    """`first_line`: the line number of `text`'s first line, when it is a part of a larger stream."""
-    text = normalise(text)
-    segments = split_documents(text, first_line)
     starts = [s.start for s in segments]
     # quirk offsets are in "\n" + text: one more than the same place in `text`
-    exact = frozenset(bisect.bisect_right(starts, offset - 1) - 1 for offset in quirk_offsets("\n" + text))
-    return PreparedText(text, source, segments, exact)
+    return frozenset(bisect.bisect_right(starts, offset - 1) - 1 for offset in quirk_offsets("\n" + text))
 
 
-def load_prepared(prepared: PreparedText, start: int = 0, stop: int | None = None) -> LoadResult:
-    """Parse the documents `segments[start:stop]` of a prepared stream (all of them by default)."""
-    text, source, exact = prepared.text, prepared.source, prepared.exact
+def load_text(text: str, source: str, first_line: int = 1) -> LoadResult:
+    """Parse a multi-document YAML stream. Broken documents become errors; the others are kept.
+    `first_line`: the line number of `text`'s first line, when it is a part of a larger stream (each
+    process of a parallel audit loads its own part, see readiness.report.parallel)."""
+    text = normalise(text)
+    segments = split_documents(text, first_line)
+    exact = _exact_segments(text, segments)
     result = LoadResult()
-    for index in range(start, len(prepared.segments) if stop is None else stop):
-        segment = prepared.segments[index]
+    for index, segment in enumerate(segments):
         body = text[segment.start:segment.end]
         if body.startswith("%") or "\n%" in body:  # directives (`%YAML 1.1`) precede a `---`
             body = _DIRECTIVE_LINE.sub("", body)
@@ -316,11 +304,6 @@ def load_prepared(prepared: PreparedText, start: int = 0, stop: int | None = Non
             continue  # an empty or comments-only document, as kubectl treats it
         _add(result, Document(source, _content_line(body, segment.line), obj, body, segment.line))
     return result
-
-
-def load_text(text: str, source: str) -> LoadResult:
-    """Parse a multi-document YAML stream. Broken documents become errors; the others are kept."""
-    return load_prepared(prepare_text(text, source))
 
 
 def load_json(text: str, source: str) -> LoadResult:

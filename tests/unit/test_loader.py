@@ -150,17 +150,17 @@ def test_container_line() -> None:
 
 
 def test_a_stream_cut_at_a_separator_keeps_its_documents_and_their_lines() -> None:
-    from readiness.loader import load_prepared, prepare_text, separator_after
+    from readiness.loader import separator_after
 
     text = "a: 1\n---\nb: |\n  ---\n  text\n---\nc: 3\n...\nd: 4\n"
-    whole = [(d.line, d.obj) for d in load_prepared(prepare_text(text, "s")).documents]
+    whole = [(d.line, d.obj) for d in load_text(text, "s").documents]
     assert separator_after(text, len("a: 1\n---\nb")) == text.index("---\nc")  # not the indented one
     assert separator_after(text, len(text) - 2) is None
     for offset in range(len(text)):
         cut = separator_after(text, offset)
         if cut is None:
             continue
-        first = load_prepared(prepare_text(text[:cut], "s")).documents
+        first = load_text(text[:cut], "s").documents
         line = text.count("\n", 0, cut) + 1
-        second = load_prepared(prepare_text(text[cut:], "s", first_line=line)).documents
+        second = load_text(text[cut:], "s", first_line=line).documents
         assert [(d.line, d.obj) for d in [*first, *second]] == whole

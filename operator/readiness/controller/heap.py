@@ -52,11 +52,11 @@ class HeapKeeper:
             gc.freeze()
             self.last_full = self.clock()
 
-    def audited(self, count: int = 1) -> None:
-        """Count audits; every `freeze_every` of them, freeze their survivors."""
+    def audited(self) -> None:
+        """Count an audit; every `freeze_every` of them, freeze their survivors."""
         if not self.enabled:
             return
-        self.pending += count
+        self.pending += 1
         if self.pending >= self.freeze_every:
             self.freeze()
 

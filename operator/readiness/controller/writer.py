@@ -135,13 +135,10 @@ class Writer:
         self.request_timeout = request_timeout
         self.writes = 0
 
-    async def request(self, method: str, path: str, body: Any = None, content_type: str | None = None) -> Any:
-        """One call, its JSON response decoded (reads)."""
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
+    async def get(self, path: str) -> Any:
+        """One read, its JSON response decoded."""
         return await self.api.call_api(
-            path, method, header_params=headers, body=body, response_types_map={200: "object", 201: "object"},
+            path, "GET", header_params={"Accept": "application/json"}, response_types_map={200: "object"},
             auth_settings=["BearerToken"], _return_http_data_only=True, _request_timeout=self.request_timeout,
         )
 
@@ -149,7 +146,7 @@ class Writer:
                    accept: str = "application/json") -> None:
         """One write whose response is read but not decoded: nothing uses it, and decoding a whole
         returned Deployment cost more CPU than building the patch. Errors raise ApiException, as
-        `request` does."""
+        kubernetes-asyncio's own calls do."""
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
@@ -183,7 +180,7 @@ class Writer:
     async def read(self, operation: str, path: str) -> Any:
         """A retried read; None when the object (or its kind) does not exist."""
         try:
-            return await with_retries(lambda: self.request("GET", path), operation=operation,
+            return await with_retries(lambda: self.get(path), operation=operation,
                                       counter=self.counter, attempts=self.attempts, base=self.base_delay,
                                       cap=self.max_delay)
         except ApiException as error:

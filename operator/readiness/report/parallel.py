@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from readiness.checks.base import Category, Severity
 from readiness.engine import Engine, Evaluation, Finding
-from readiness.loader import Document, InputError, load_prepared, normalise, prepare_text, separator_after
+from readiness.loader import Document, InputError, load_text, normalise, separator_after
 from readiness.report.model import AuditResult, WorkloadResult, audit, context_objects_of
 from readiness.workload import KindRegistry, Workload, WorkloadClass, WorkloadRef
 
@@ -111,7 +111,7 @@ def _kill(pid: int) -> None:
 
 def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
             now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool) -> Outcome:
-    loaded = load_prepared(prepare_text(text[:cut], source))
+    loaded = load_text(text[:cut], source)
     mine = context_objects_of(loaded.documents)
     theirs = pickle.load(inbox)  # read first, then write: neither side blocks on a full pipe
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
@@ -135,7 +135,7 @@ def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
             now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool) -> None:
     # Each process cuts and scans its own part: the worker's starts on a separator line, so its first
     # document is the one after it, at the line the whole stream puts it on.
-    loaded = load_prepared(prepare_text(text[cut:], source, first_line=text.count("\n", 0, cut) + 1))
+    loaded = load_text(text[cut:], source, first_line=text.count("\n", 0, cut) + 1)
     mine = context_objects_of(loaded.documents)
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
