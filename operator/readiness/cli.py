@@ -110,8 +110,9 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
         else:
             report = renderer(args.output)(result, options)
     finally:
-        if gc_was_enabled:
+        if gc_was_enabled and not _process_ends_after_run:  # its first pass would walk them all again
             gc.enable()
+    _keep_until_exit(result)
     if isinstance(report, bytes) and binary is not None:
         stdout.flush()
         binary.write(report)
@@ -359,8 +360,18 @@ def cmd_crd(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Tex
 # -- the entry point -------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; never a traceback (unless --debug), always an exit code."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; never a traceback (unless --debug), always an exit code. Called without `argv`
+    (the console script, `python -m readiness.cli`), it is the whole process, and ends it (`_end_process`)."""
+    if argv is not None:
+        return run(argv)
+    global _process_ends_after_run
+    _process_ends_after_run = True
+    _end_process(run(sys.argv[1:]))
+
+
+def run(arguments: Sequence[str]) -> int:
+    """One command line, in this process: its exit code."""
+    arguments = list(arguments)
     try:
         args = build_parser().parse_args(arguments)
         return int(args.handler(args, sys.stdin, sys.stdout, sys.stderr))
@@ -378,6 +389,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"readiness: internal error: {type(error).__name__}: {error} "
               f"(run with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
+
+
+_process_ends_after_run = False
+"""True when this run is the whole process: what a command built is then left for the OS to reclaim."""
+_left_for_the_os: list[Any] = []
+
+
+def _keep_until_exit(obj: Any) -> None:
+    """Keep `obj` alive until the process ends, when it does so right after this run (see `main`)."""
+    if _process_ends_after_run:
+        _left_for_the_os.append(obj)
+
+
+def _end_process(code: int) -> NoReturn:
+    """Flush our output and exit without the interpreter's teardown. Freeing a 10,000-document audit
+    object by object takes about 0.15 s, a tenth of the run; the OS reclaims the memory at once. Nothing
+    the CLI imports buffers output of its own or registers exit handlers that matter here."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            if stream is sys.stdout:
+                _silence_stdout()
+        except (OSError, ValueError):  # closed or gone: nothing left to say on it
+            pass
+    os._exit(code)
 
 
 def _silence_stdout() -> None:

@@ -26,6 +26,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, NoDefault
 from pydantic_core import PydanticUndefined, core_schema
 
 from readiness.checks.base import CheckParams
+from readiness.modelkit import described, docstring
 from readiness.policy import (
     API_GROUP,
     API_VERSION,
@@ -107,10 +108,23 @@ class _CrdJsonSchema(GenerateJsonSchema):
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         json_schema = super().model_schema(schema)
+        _describe_properties(schema["cls"], json_schema)
         rules = cel_rules(schema["cls"])
         if rules:
             json_schema["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
         return json_schema
+
+
+def _describe_properties(model: type[BaseModel], json_schema: JsonSchemaValue) -> None:
+    """Each property's description from its field's docstring, where `Field` gave none (readiness.modelkit:
+    our models do not read their docstrings at import)."""
+    properties = json_schema.get("properties", {})
+    for name, field in model.model_fields.items():
+        node = properties.get(field.alias or name)
+        if node is not None and "description" not in node:
+            text = docstring(model, name)
+            if text:
+                node["description"] = text
 
 
 def _json_schema(model: type[BaseModel]) -> Schema:
@@ -195,7 +209,7 @@ def _root_schema() -> Schema:
             "apiVersion": {"type": "string", "description": f"Always {API_GROUP}/{API_VERSION}."},
             "kind": {"type": "string", "description": f"Kind of this object: {KIND}."},
             "metadata": {"type": "object"},
-            "spec": {**spec, "description": ReadinessPolicy.model_fields["spec"].description or ""},
+            "spec": {**spec, "description": described(ReadinessPolicy, "spec") or ""},
             "status": status,
         },
     }

@@ -17,6 +17,7 @@ from typing import Any
 
 from readiness.checks import all_checks
 from readiness.checks.base import Check
+from readiness.modelkit import described
 from readiness.policy import API_GROUP, API_VERSION, KIND
 from readiness.workload import BUILTIN_KINDS, ContainerRole, WorkloadClass
 
@@ -74,7 +75,8 @@ def parameters(check: Check[Any]) -> list[tuple[str, str, str, str]]:
         alias = field.alias or name
         schema = properties.get(alias, {})
         default = json.dumps(schema.get("default", field.default))
-        rows.append((alias, _schema_type(schema), default, " ".join((field.description or "").split())))
+        description = " ".join((described(check.params, name) or "").split())
+        rows.append((alias, _schema_type(schema), default, description))
     return rows
 
 

@@ -14,7 +14,18 @@ from typing import Any
 from readiness.checks import CATALOG, all_checks
 from readiness.checks.base import Category, Check, CheckParams, Severity
 from readiness.context import AuditContext
-from readiness.policy import Exemption, ReadinessPolicy, UnlistedChecks
+from readiness.modelkit import trusted
+from readiness.policy import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    Exemption,
+    Match,
+    Metadata,
+    ReadinessPolicy,
+    ReadinessPolicySpec,
+    UnlistedChecks,
+)
 from readiness.selectors import GlobSet, LabelMatcher, compile_selector
 from readiness.workload import ContainerRole, Workload, WorkloadClass, WorkloadRef
 
@@ -447,13 +458,23 @@ def annotation_exemption(
     return _Exemptor("annotation", covers, reason, until)
 
 
+DEFAULT_POLICY_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod",
+                        "Rollout")
+
+
+def default_policy_document() -> dict[str, Any]:
+    """The built-in policy as a user would write it."""
+    return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND, "metadata": {"name": "default"},
+            "spec": {"match": {"kinds": list(DEFAULT_POLICY_KINDS), "excludeNamespaces": []}}}
+
+
 def default_policy() -> ReadinessPolicy:
-    """The built-in policy the CLI uses when none is given: the catalog's defaults, judging every kind."""
-    return ReadinessPolicy.model_validate({
-        "metadata": {"name": "default"},
-        "spec": {"match": {"kinds": ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
-                                     "Pod", "Rollout"], "excludeNamespaces": []}},
-    })
+    """The built-in policy the CLI uses when none is given: the catalog's defaults, judging every kind.
+    Made without validation (readiness.modelkit.trusted), so that a CLI run with it builds no validator;
+    a test checks that it equals `default_policy_document()` validated."""
+    match = trusted(Match, kinds=list(DEFAULT_POLICY_KINDS), exclude_namespaces=[])
+    return trusted(ReadinessPolicy, metadata=trusted(Metadata, name="default"),
+                   spec=trusted(ReadinessPolicySpec, match=match))
 
 
 def evaluate_all(engines: Iterable[Engine], workload: Workload, context: AuditContext = EMPTY_CONTEXT,

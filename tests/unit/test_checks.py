@@ -24,6 +24,7 @@ from readiness.checks._helpers import (
 from readiness.checks.base import Check
 from readiness.context import AuditContext
 from readiness.engine import Engine
+from readiness.modelkit import described
 from readiness.policy import ReadinessPolicy
 from readiness.workload import Container, ContainerRole, KindRegistry, Workload, project
 
@@ -99,8 +100,8 @@ def test_catalog_entry_is_complete(check: Check[Any]) -> None:
     assert check.rationale and check.remediation and check.title and check.message
     assert "```yaml" in check.remediation, "remediation needs a YAML snippet"
     assert check.references or check.id in ORIGINAL_CHECKS, "references to peers' equivalents"
-    for name, field in check.params.model_fields.items():
-        assert field.description, f"parameter {name} has no docstring"
+    for name in check.params.model_fields:
+        assert described(check.params, name), f"parameter {name} has no docstring"
     check.default_params()  # defaults validate
 
 

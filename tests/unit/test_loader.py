@@ -149,6 +149,36 @@ def test_container_line() -> None:
     assert loader.container_line(doc, "absent") == 1
 
 
+def _container_line_by_regex(document: loader.Document, container: str) -> int:
+    """The plain way container_line once worked: both searches as patterns tried at every offset."""
+    import re
+
+    anchor = re.compile(r"(?:initContainers|containers):").search(document.text)
+    if anchor is None:
+        return document.line
+    name = re.compile(r"\bname:[ \t]*([\"']?)" + re.escape(container) + r"\1[ \t]*(?:[,}\n#]|$)")
+    match = name.search(document.text, anchor.end())
+    if match is None:
+        return document.line
+    return document.text_line + document.text.count("\n", 0, match.start())
+
+
+@pytest.mark.parametrize("text", [
+    "kind: Pod\nspec:\n  initContainers:\n  - name: init\n  containers:\n  - name: app\n",
+    "kind: Pod\nspec:\n  containers: [{name: app}, {name: 'init'}]\n",
+    "kind: Pod\nspec:\n  ephemeralContainers:\n  - name: app\n  containers:\n  - xname: app\n    name: app\n",
+    "kind: Pod\nspec:\n  mycontainers:\n  - name: app # here\n",
+    "kind: Pod\nspec:\n  Containers:\n  - name: app\n",
+    "kind: Pod\nspec:\n  containers:\n  - name: application\n  - name:   app  \n",
+    "ontainers: x\nkind: Pod\ncontainers:\n- name: init\n",
+    "name: app\n",
+])
+def test_container_line_is_the_plain_search_made_fast(text: str) -> None:
+    doc = load_text(text, "c.yaml").documents[0]
+    for container in ("app", "init", "application", "absent"):
+        assert loader.container_line(doc, container) == _container_line_by_regex(doc, container), container
+
+
 def test_a_stream_cut_at_a_separator_keeps_its_documents_and_their_lines() -> None:
     from readiness.loader import separator_after
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from readiness.context import AuditContext
+from readiness.modelkit import trusted
 from readiness.workload import Container, ContainerRole, Workload, WorkloadClass
 
 
@@ -44,11 +45,11 @@ class Category(StrEnum):
 
 
 class CheckParams(BaseModel):
-    """Base of every check's typed parameters: camelCase in YAML, snake_case in Python, frozen."""
+    """Base of every check's typed parameters: camelCase in YAML, snake_case in Python, frozen. Each field's
+    docstring is its description (readiness.modelkit.docstring)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
-        use_attribute_docstrings=True,
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, defer_build=True,
     )
 
 
@@ -107,7 +108,7 @@ class Check(Generic[P]):
     """Related ids in other tools (Polaris, kube-score, kube-linter, Checkov, PSA), for migrating users."""
 
     def default_params(self) -> P:
-        return self.params()
+        return trusted(self.params)
 
 
 CATALOG: dict[str, Check[Any]] = {}
