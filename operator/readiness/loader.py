@@ -7,10 +7,12 @@ Two parsers, one meaning:
   number and one broken document does not hide the others) and parse each one separately.
 * Kubernetes does not read YAML 1.2: sigs.k8s.io/yaml uses go-yaml v2, which reads plain scalars the
   YAML 1.1 way (`0644` is 420, `yes`/`on`/`y` are booleans, `<<` merges mappings; timestamps stay strings).
-  A document whose text contains a plain scalar that the two readings disagree on (found with a few
-  precompiled regular expressions) is parsed with PyYAML instead, through `KubeLoader`, whose resolvers
-  are go-yaml v2's. PyYAML is also the fallback whenever yaml-rs is missing or rejects a document: its
-  error messages carry the line, and it decides what is valid.
+  A few precompiled regular expressions find the words the two readings may disagree on. yaml-rs still
+  reads such a document, with each word swapped for a placeholder that is then typed the go-yaml way
+  (`_parse_with_placeholders`). What that cannot settle (merge keys, explicit tags, block scalars) goes to
+  PyYAML, through readiness.yaml11, whose resolvers are go-yaml v2's. PyYAML is also the fallback
+  whenever yaml-rs is missing or rejects a document: its error messages carry the line, and it decides
+  what is valid.
 
 Duplicate keys are an error on both paths, naming the key and its line: the API server rejects duplicate
 fields (strict decoding), so a manifest with one would never apply as written.
@@ -26,8 +28,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-
-import yaml
 
 try:  # the fast path is optional: without yaml-rs every document goes through PyYAML
     import yaml_rs
@@ -76,27 +76,24 @@ class LoadResult:
         self.errors.extend(other.errors)
 
 
-# -- the Kubernetes (go-yaml v2) reading, on PyYAML ------------------------------------------------------
+# -- go-yaml v2's plain scalars (the exact reading itself, on PyYAML, is readiness.yaml11) ----------------
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class YamlSyntaxError(ValueError):
+    """A document no parser accepts: the message, and the line of the document it names (0-based)."""
 
-BOOL_TAG = "tag:yaml.org,2002:bool"
-FLOAT_TAG = "tag:yaml.org,2002:float"
-NUMBER_TAG = "tag:readiness.dev,2024:go-number"
-"""Plain scalars that start like a number: go-yaml decides int, float or string by trying to parse them."""
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
 
-_GO_TRUE = frozenset({"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"})
-_GO_BOOL = re.compile(r"^(?:[yY]|yes|Yes|YES|[nN]|no|No|NO|true|True|TRUE|false|False|FALSE"
-                      r"|on|On|ON|off|Off|OFF)$")
-_GO_NUMBER = re.compile(r"^[-+]?\.?[0-9][0-9a-zA-Z_.+\-]*$")
-_SPECIAL_FLOAT = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+GO_TRUE = frozenset({"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"})
+GO_BOOL = re.compile(r"^(?:[yY]|yes|Yes|YES|[nN]|no|No|NO|true|True|TRUE|false|False|FALSE"
+                     r"|on|On|ON|off|Off|OFF)$")
+GO_NUMBER = re.compile(r"^[-+]?\.?[0-9][0-9a-zA-Z_.+\-]*$")
+SPECIAL_FLOAT = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _LEADING_ZERO_OCTAL = re.compile(r"[-+]?0[0-7]+")
 _YAML_STYLE_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
-_DROPPED_TAGS = frozenset({
-    "tag:yaml.org,2002:timestamp",  # go-yaml hands timestamps to untyped code as strings
-    "tag:yaml.org,2002:value",  # PyYAML's `=`: a plain string for go-yaml
-    "tag:yaml.org,2002:int", FLOAT_TAG, BOOL_TAG,  # replaced by go-yaml's rules below
-})
 
 
 def go_number(text: str) -> int | float | str:
@@ -115,60 +112,17 @@ def go_number(text: str) -> int | float | str:
     return text
 
 
-class KubeLoader(_BaseLoader):  # type: ignore[misc]
-    """PyYAML with go-yaml v2's implicit types, timestamps left as strings, and duplicate keys rejected."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
-        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-    }
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            self._reject_duplicate_keys(node)
-        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
-
-    def _reject_duplicate_keys(self, node: yaml.MappingNode) -> None:
-        seen: set[Any] = set()
-        for key_node, _value in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # merged keys may be overridden: that is what `<<` is for
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable complex key: PyYAML reports it itself
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (Kubernetes rejects duplicate fields)",
-                    key_node.start_mark)
-
-
-def _construct_go_bool(loader: Any, node: yaml.ScalarNode) -> bool:
-    return str(node.value) in _GO_TRUE
-
-
-def _construct_go_number(loader: Any, node: yaml.ScalarNode) -> int | float | str:
-    return go_number(str(node.value))
-
-
-KubeLoader.add_implicit_resolver(BOOL_TAG, _GO_BOOL, list("yYnNtTfFoO"))
-KubeLoader.add_implicit_resolver(FLOAT_TAG, _SPECIAL_FLOAT, list("-+."))
-KubeLoader.add_implicit_resolver(NUMBER_TAG, _GO_NUMBER, list("-+.0123456789"))
-KubeLoader.add_constructor(BOOL_TAG, _construct_go_bool)
-KubeLoader.add_constructor(NUMBER_TAG, _construct_go_number)
-
-
 def parse_kubernetes_yaml(text: str) -> Any:
-    """One document, the exact (slow) way. Raises yaml.YAMLError with a line-numbered mark."""
-    return yaml.load(text, Loader=KubeLoader)
+    """One document, the exact (slow) way. Raises YamlSyntaxError naming the line."""
+    from readiness import yaml11  # PyYAML: imported by the runs that need it
+
+    return yaml11.parse(text)
 
 
-# -- finding the documents the fast path would misread ---------------------------------------------------
+# -- the plain scalars that YAML 1.1 and 1.2 read differently ----------------------------------------------
 
-_QUIRK_WORD = (r"(?:[-+]?0[0-9_]+|[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)"
-               r"[ \t]*(?:$|[\n,\]}#]|:[ \t\n])")
+_QUIRK_WORD = (r"([-+]?0[0-9_]+|[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)"
+               r"(?=[ \t]*(?:$|[\n,\]}#]|:[ \t\n]))")  # what ends it is not consumed: it may precede the next
 _QUIRK_SCANS = tuple(
     re.compile(prefix + r"(?=[-+0yYnNoO])" + _QUIRK_WORD)
     for prefix in (" ", "\n", r"\[", r"\{", ",")
@@ -176,27 +130,101 @@ _QUIRK_SCANS = tuple(
 """Plain scalars that YAML 1.1 (go-yaml) and YAML 1.2 (yaml-rs) read differently: leading-zero octals and
 the yes/no/on/off/y/n booleans, as values, keys, list items or flow items. One pattern per preceding
 character, because `re` scans for a literal first character several times faster than for a character
-class (0.06 s instead of 0.3 s on 13 MB). Over-matching (the word inside a longer plain string) only
-sends a document to the exact path; it never changes a result."""
+class (0.06 s instead of 0.3 s on 13 MB). The word is the pattern's group. Over-matching (the word inside
+a longer plain string, a quoted string or a comment) costs a little work, never a wrong result: see
+`_parse_with_placeholders`."""
 _QUIRK_LITERALS = ("<<", "!!")
-"""Merge keys, and explicit tags (`!!int "0644"`), which the two parsers also read differently."""
+"""Merge keys, and explicit tags (`!!int "0644"`), which the two parsers also read differently and only
+PyYAML settles."""
 
 
-def quirk_offsets(text: str) -> list[int]:
-    """Offsets in `text` where the YAML 1.1 and 1.2 readings may differ (sorted, possibly repeated).
-    Prefix `text` with a newline so that a quirk on its first line is found too."""
-    offsets = [m.start() + 1 for scan in _QUIRK_SCANS for m in scan.finditer(text)]
+Spans = list[tuple[int, int]]
+
+
+@dataclass(slots=True)
+class Quirks:
+    """Where a stream's readings may differ, in the stream's offsets."""
+
+    words: Spans
+    """(start, end) of each word that may be a YAML 1.1 plain scalar, sorted."""
+    literals: list[int]
+    """Offsets of merge keys and explicit tags."""
+
+
+def find_quirks(text: str) -> Quirks:
+    padded = "\n" + text  # so that a word on the first line has its preceding character
+    words = sorted({(m.start(1) - 1, m.end(1) - 1) for scan in _QUIRK_SCANS for m in scan.finditer(padded)})
+    literals = []
     for literal in _QUIRK_LITERALS:
         start = text.find(literal)
         while start != -1:
-            offsets.append(start)
+            literals.append(start)
             start = text.find(literal, start + 2)
-    offsets.sort()
-    return offsets
+    return Quirks(words, literals)
 
 
 def needs_exact_parser(text: str) -> bool:
-    return bool(quirk_offsets("\n" + text))
+    """Whether yaml-rs alone could misread `text`."""
+    quirks = find_quirks(text)
+    return bool(quirks.words or quirks.literals)
+
+
+_PLACEHOLDER_MARK = "_readiness_quirk_"
+_PLACEHOLDER = re.compile(_PLACEHOLDER_MARK + r"([0-9]+)_")
+_BLOCK_SCALAR_CHARS = ("|", ">")
+
+
+def _parse_with_placeholders(body: str, words: Spans) -> Any:
+    """A document with YAML 1.1 plain scalars, read by yaml-rs: each word is swapped for a placeholder (a
+    plain string in any context), and after parsing, a string that is exactly a placeholder was that plain
+    scalar and takes go-yaml's value (`0644` -> 420, `yes` -> True), while a placeholder inside a longer
+    string (a quoted string, a multi-word plain scalar) gets its word back. Ten times faster than PyYAML.
+    Only a block scalar (`|-`) could make a whole string of a word without it being a plain scalar, so a
+    document with `|` or `>` goes to PyYAML, as does one that yaml-rs rejects or whose keys would collide
+    once typed (PyYAML then names the duplicate key)."""
+    if _PLACEHOLDER_MARK in body or any(c in body for c in _BLOCK_SCALAR_CHARS):
+        return parse_kubernetes_yaml(body)
+    pieces: list[str] = []
+    tokens: list[str] = []
+    last = 0
+    for start, end in words:
+        pieces += (body[last:start], f"{_PLACEHOLDER_MARK}{len(tokens)}_")
+        tokens.append(body[start:end])
+        last = end
+    pieces.append(body[last:])
+    try:
+        return _typed(_rs_loads("".join(pieces), parse_datetime=False), tokens)
+    except Exception:  # yaml-rs said no, or typed keys collide: PyYAML decides and names the line
+        return parse_kubernetes_yaml(body)
+
+
+class _KeysCollide(Exception):
+    pass
+
+
+def _typed(obj: Any, tokens: list[str]) -> Any:
+    if obj.__class__ is str:
+        if _PLACEHOLDER_MARK not in obj:
+            return obj
+        whole = _PLACEHOLDER.fullmatch(obj)
+        if whole is not None:
+            return go_scalar(tokens[int(whole.group(1))])
+        return _PLACEHOLDER.sub(lambda m: tokens[int(m.group(1))], obj)
+    if obj.__class__ is dict:
+        typed = {_typed(key, tokens): _typed(value, tokens) for key, value in obj.items()}
+        if len(typed) != len(obj):
+            raise _KeysCollide
+        return typed
+    if obj.__class__ is list:
+        return [_typed(item, tokens) for item in obj]
+    return obj
+
+
+def go_scalar(word: str) -> bool | int | float | str:
+    """A plain scalar found by the quirk scan, read as go-yaml v2 reads it."""
+    if GO_BOOL.match(word):
+        return word in GO_TRUE
+    return go_number(word)
 
 
 # -- splitting a stream into documents -------------------------------------------------------------------
@@ -256,16 +284,8 @@ def _content_line(text: str, line: int) -> int:
 
 # -- parsing ---------------------------------------------------------------------------------------------
 
-def _yaml_error(error: yaml.YAMLError, source: str, line: int) -> InputError:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    context = getattr(error, "context", None)
-    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    return InputError(source, line + mark.line if mark is not None else line, message)
-
-
-def _parse(text: str, exact: bool) -> Any:
-    if exact or _rs_loads is None:
+def _parse(text: str) -> Any:
+    if _rs_loads is None:
         return parse_kubernetes_yaml(text)
     try:
         return _rs_loads(text, parse_datetime=False)
@@ -273,11 +293,19 @@ def _parse(text: str, exact: bool) -> Any:
         return parse_kubernetes_yaml(text)
 
 
-def _exact_segments(text: str, segments: list[_Segment]) -> frozenset[int]:
-    """Indices of the segments with a plain scalar that YAML 1.1 and 1.2 read differently."""
+def _quirks_by_segment(text: str, segments: list[_Segment]) -> tuple[dict[int, Spans], set[int]]:
+    """({segment index: its quirk words, in the segment's own offsets}, the segments only PyYAML reads)."""
+    quirks = find_quirks(text)
     starts = [s.start for s in segments]
-    # quirk offsets are in "\n" + text: one more than the same place in `text`
-    return frozenset(bisect.bisect_right(starts, offset - 1) - 1 for offset in quirk_offsets("\n" + text))
+    words: dict[int, Spans] = {}
+    for start, end in quirks.words:
+        index = bisect.bisect_right(starts, start) - 1
+        offset = segments[index].start
+        words.setdefault(index, []).append((start - offset, end - offset))
+    exact = {bisect.bisect_right(starts, offset) - 1 for offset in quirks.literals}
+    if _rs_loads is None:
+        exact.update(words)
+    return words, exact
 
 
 def load_text(text: str, source: str, first_line: int = 1) -> LoadResult:
@@ -286,16 +314,24 @@ def load_text(text: str, source: str, first_line: int = 1) -> LoadResult:
     process of a parallel audit loads its own part, see readiness.report.parallel)."""
     text = normalise(text)
     segments = split_documents(text, first_line)
-    exact = _exact_segments(text, segments)
+    words, exact = _quirks_by_segment(text, segments)
     result = LoadResult()
     for index, segment in enumerate(segments):
         body = text[segment.start:segment.end]
-        if body.startswith("%") or "\n%" in body:  # directives (`%YAML 1.1`) precede a `---`
-            body = _DIRECTIVE_LINE.sub("", body)
+        quirky = words.get(index)
         try:
-            obj = _parse(body, index in exact)
-        except yaml.YAMLError as error:
-            result.errors.append(_yaml_error(error, source, segment.line))
+            if body.startswith("%") or "\n%" in body:  # directives (`%YAML 1.1`) precede a `---`
+                body = _DIRECTIVE_LINE.sub("", body)
+                obj = parse_kubernetes_yaml(body) if quirky or index in exact else _parse(body)
+            elif index in exact:
+                obj = parse_kubernetes_yaml(body)
+            elif quirky:
+                obj = _parse_with_placeholders(body, quirky)
+            else:
+                obj = _parse(body)
+        except YamlSyntaxError as error:
+            line = segment.line + error.line if error.line is not None else segment.line
+            result.errors.append(InputError(source, line, error.message))
             continue
         except RecursionError:
             result.errors.append(InputError(source, segment.line, "invalid YAML: nested too deeply"))
