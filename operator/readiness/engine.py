@@ -26,6 +26,7 @@ from readiness.policy import (
     ReadinessPolicySpec,
     UnlistedChecks,
 )
+from readiness.records import record
 from readiness.selectors import GlobSet, LabelMatcher, compile_selector
 from readiness.workload import ContainerRole, Workload, WorkloadClass, WorkloadRef
 
@@ -36,7 +37,7 @@ EXEMPT_UNTIL_ANNOTATION = "readiness.dev/exempt-until"
 EMPTY_CONTEXT = AuditContext()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finding:
     """One open problem: a check that failed on a workload or one of its containers."""
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from readiness.records import record
+
 try:  # the fast path is optional: without yaml-rs every document goes through PyYAML
     import yaml_rs
 
@@ -51,7 +53,7 @@ class InputError:
         return f"{self.source}:{self.line}: {self.message}" if self.line else f"{self.source}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Document:
     """One parsed document (or one item of a `List`), with where it came from."""
 

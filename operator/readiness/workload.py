@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeGuard
 
+from readiness.records import record
+
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -125,7 +127,7 @@ class KindRegistry:
 DEFAULT_KINDS = KindRegistry()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WorkloadRef:
     """Names a workload: stable across the CLI, the operator and the webhook."""
 
@@ -137,7 +139,7 @@ class WorkloadRef:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Container:
     """One container of the pod template, with its role."""
 
@@ -152,7 +154,7 @@ class Container:
         return sc if isinstance(sc, Mapping) else EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Workload:
     """What the engine judges. Built by `project()`; never mutated."""
 
