@@ -16,6 +16,7 @@ import contextlib
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -85,18 +86,17 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
             os._exit(code)
     os.close(to_parent)
     os.close(from_parent)
-    done = False
     try:
         with os.fdopen(from_child, "rb") as inbox, os.fdopen(to_child, "wb") as outbox:
             outcome = _parent(text, cut, source, engines, kinds, now, inbox, outbox, json_entries)
-        done = True
-        return outcome
     except Exception:  # the worker died or sent garbage: the serial path decides
-        return None
-    finally:
-        if not done:
-            _kill(pid)
+        _kill(pid)
         os.waitpid(pid, 0)
+        return None
+    # The worker has sent everything; its exit (the kernel freeing its heap) takes 20 ms that the report
+    # need not wait for: a thread reaps it, so that no zombie is left in a long-lived caller.
+    threading.Thread(target=os.waitpid, args=(pid, 0), name="readiness-reap-worker", daemon=True).start()
+    return outcome
 
 
 def _pipe() -> tuple[int, int]:
