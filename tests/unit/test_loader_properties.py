@@ -40,7 +40,8 @@ inline_values = st.one_of(
 @st.composite
 def entries(draw: st.DrawFn, indent: str) -> str:
     key = draw(words)
-    shape = draw(st.sampled_from(["inline", "list", "block", "nested", "multiline-quoted", "multiline-plain"]))
+    shapes = ["inline", "list", "block", "nested", "multiline-quoted", "multiline-plain"]
+    shape = draw(st.sampled_from(shapes))
     deeper = indent + "  "
     if shape == "inline":
         return f"{indent}{key}: {draw(inline_values)}\n"

@@ -88,12 +88,16 @@ class AuditResult:
         by_severity = {s.value: 0 for s in SEVERITIES}
         exempted = judgements = compliant = 0
         for result in self.workloads:
-            compliant += result.compliant
+            clean = True
             for evaluation in result.evaluations:
                 judgements += evaluation.results
                 exempted += len(evaluation.exempted)
-                for finding in evaluation.findings:
-                    by_severity[finding.severity] += 1  # a StrEnum: the same key as its value
+                findings = evaluation.findings
+                if findings:
+                    clean = False
+                    for finding in findings:
+                        by_severity[finding.severity] += 1  # a StrEnum: the same key as its value
+            compliant += clean
         passed = judgements - exempted - sum(by_severity.values())
         return Summary(
             workloads=len(self.workloads), compliant=compliant, violating=len(self.workloads) - compliant,
@@ -102,8 +106,15 @@ class AuditResult:
         )
 
     def worst(self) -> Severity | None:
-        ranks = [f.severity for r in self.workloads for e in r.evaluations for f in e.findings]
-        return max(ranks, key=lambda s: s.rank) if ranks else None
+        worst: Severity | None = None
+        for result in self.workloads:
+            for evaluation in result.evaluations:
+                for finding in evaluation.findings:
+                    if finding.severity is Severity.ERROR:
+                        return Severity.ERROR  # nothing is worse: no need to look further
+                    if worst is None or finding.severity.rank > worst.rank:
+                        worst = finding.severity
+        return worst
 
     def fails(self, threshold: Severity | None) -> bool:
         """Whether any open finding is at or above `threshold` (None: never)."""
