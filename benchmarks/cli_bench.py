@@ -8,7 +8,9 @@ same with READINESS_SERIAL=1 (one process), an audit of a one-document file (the
 imports, policy), and, in this process, `json.loads` of the same objects as JSON text, `yaml_rs.loads`
 of the stream and `readiness.loader.load_text`. It prints the median wall seconds of each, the CPU
 seconds of the children (user + system, worker included), the ratio of each row to `json.loads`, and
-the CLI's peak RSS. `--pyyaml` adds PyYAML's CSafeLoader (about 7 s a run).
+the CLI's peak RSS. The last column compares each row with `json.load` of the same objects as an
+indented JSON file in a fresh process, start-up included like the audit's: the issue's yardstick.
+`--pyyaml` adds PyYAML's CSafeLoader (about 4 s a run).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,21 +42,55 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+LAUNCHER = """
+import ctypes, json, os, subprocess, sys, time
+try:  # adopt the audit's worker if it outlives its parent (Linux), so that its CPU and RSS count
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except (OSError, AttributeError):
+    pass
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, _, usage = os.wait4(child.pid, 0)
+wall = time.perf_counter() - start
+cpu, rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+while True:
+    try:
+        _, _, usage = os.wait4(-1, 0)
+    except ChildProcessError:
+        break
+    cpu, rss = cpu + usage.ru_utime + usage.ru_stime, max(rss, usage.ru_maxrss)
+print(json.dumps([wall, cpu, rss / 1024]))
+"""
+"""Runs one command and prints its wall seconds, CPU seconds (its worker's included) and peak RSS (MiB).
+A small process of its own starts the audit: a child started straight from this benchmark, which holds
+hundreds of MB of parsed objects, would report this process's RSS as its own peak (Linux keeps the high
+water mark of the memory a child shared with its parent until `exec`)."""
+
+
 def child_run(path: Path, serial: bool = False) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system of the child and its worker) and peak RSS (MiB) of one
-    `readiness audit -o json` in a fresh child."""
+    """Wall seconds, CPU seconds (user + system of the child and its worker) and peak RSS (MiB, the
+    largest of the two) of one `readiness audit -o json` in a fresh child."""
     env = dict(os.environ)
     env.pop("READINESS_SERIAL", None)
     if serial:
         env["READINESS_SERIAL"] = "1"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", "json"],
-                   stdout=subprocess.DEVNULL, env=env, check=False)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024
+    audit = [sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", "json"]
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *audit], env=env, check=True, capture_output=True,
+                         text=True)
+    wall, cpu, rss = json.loads(out.stdout)
+    return float(wall), float(cpu), float(rss)
+
+
+FRESH_JSON_LOAD = "json.load, fresh process"
+
+
+def fresh_json_load(path: Path) -> float:
+    """Wall seconds of `python -c "json.load(open(path))"`: the issue's yardstick ("merely json.load-ing
+    the same objects"), start-up included like the audit's, of the objects written as indented JSON."""
+    command = [sys.executable, "-c", "import json, sys; json.load(open(sys.argv[1]))", str(path)]
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *command], check=True, capture_output=True,
+                         text=True)
+    return float(json.loads(out.stdout)[0])
 
 
 def main() -> None:
@@ -71,6 +106,8 @@ def main() -> None:
         text = path.read_text()
         objects = [d for d in yaml_rs.loads(text, parse_datetime=False) if d is not None]
         json_text = json.dumps(objects)
+        json_file = Path(tmp, "same-objects.json")
+        json_file.write_text(json.dumps(objects, indent=2))
         del objects  # json.loads must not pay for a heap full of earlier objects
         rows: dict[str, list[float]] = {}
         cpu: dict[str, list[float]] = {}
@@ -85,6 +122,7 @@ def main() -> None:
             rows.setdefault("readiness audit, one document", []).append(wall)
             cpu.setdefault("readiness audit, one document", []).append(seconds)
             rows.setdefault("json.loads (same objects)", []).append(timed(lambda: json.loads(json_text)))
+            rows.setdefault(FRESH_JSON_LOAD, []).append(fresh_json_load(json_file))
             rows.setdefault("yaml_rs.loads (whole stream)", []).append(
                 timed(lambda: yaml_rs.loads(text, parse_datetime=False)))
             rows.setdefault("readiness.loader.load_text", []).append(timed(lambda: load_text(text, "bench")))
@@ -92,13 +130,15 @@ def main() -> None:
                 rows.setdefault("PyYAML CSafeLoader", []).append(
                     timed(lambda: list(yaml.load_all(text, Loader=yaml.CSafeLoader))))
     base = statistics.median(rows["json.loads (same objects)"])
+    fresh = statistics.median(rows[FRESH_JSON_LOAD])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{count} Deployments, {len(text) / 1e6:.1f} MB, {os.cpu_count()} CPUs, load average {load:.1f}, "
           f"medians of {RUNS}")
     for name, times in rows.items():
         median = statistics.median(times)
         cpu_text = f"  cpu {statistics.median(cpu[name]):5.2f} s" if name in cpu else " " * 14
-        print(f"  {name:32} {median:6.2f} s{cpu_text}   x{median / base:5.2f} of json.loads")
+        print(f"  {name:32} {median:6.2f} s{cpu_text}   x{median / base:5.2f} of json.loads"
+              f"   x{median / fresh:5.2f} of a fresh json.load")
     print(f"  readiness audit peak RSS: {rss:.0f} MiB (largest process)")
 
 
