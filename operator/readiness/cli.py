@@ -216,13 +216,10 @@ def _kinds(declarations: Sequence[str]) -> _Kinds:
 
 
 def _engines(policy_files: Sequence[str], custom_kinds: Sequence[str]) -> list[Any]:
-    from readiness.engine import Engine, default_policy
+    from readiness.engine import Engine
 
-    if not policy_files:
-        policy = default_policy()
-        # the built-in policy judges every kind the user asked for, custom ones included
-        policy.spec.match.kinds.extend(k for k in custom_kinds if k not in policy.spec.match.kinds)
-        return [Engine(policy)]
+    if not policy_files:  # the built-in policy judges every kind the user asked for, custom ones included
+        return [Engine.builtin(custom_kinds)]
     return [Engine(policy) for name in policy_files for policy in read_policies(name)]
 
 

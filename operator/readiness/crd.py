@@ -21,11 +21,10 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
-from pydantic.alias_generators import to_camel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, NoDefault
 from pydantic_core import PydanticUndefined, core_schema
 
-from readiness.checks.base import CheckParams
+from readiness.checks.base import CheckParams, camel, param_fields
 from readiness.modelkit import described, docstring
 from readiness.policy import (
     API_GROUP,
@@ -57,9 +56,9 @@ _DROPPED_KEYS = frozenset({"title", "$defs"})
 # -- pydantic -> JSON Schema, with CEL rules and factory defaults ------------------------------------------
 
 
-def cel_rules(model: type[BaseModel]) -> list[tuple[str, str]]:
+def cel_rules(model: type) -> list[tuple[str, str]]:
     """The (rule, message) pairs of a model: its own `__cel_rules__`, plus ordered min/max pairs for check
-    parameters (the same rule their pydantic validators enforce)."""
+    parameters (the same rule their `__post_init__` enforces)."""
     rules: list[tuple[str, str]] = list(getattr(model, "__cel_rules__", []))
     if issubclass(model, CheckParams):
         rules += [rule for rule in _min_max_rules(model) if rule not in rules]
@@ -67,10 +66,10 @@ def cel_rules(model: type[BaseModel]) -> list[tuple[str, str]]:
 
 
 def _min_max_rules(model: type[CheckParams]) -> Iterator[tuple[str, str]]:
-    fields = model.model_fields
+    fields = {f.name for f in param_fields(model)}
     for name in fields:
         if name.startswith("min_") and f"max_{name[4:]}" in fields:
-            low, high = to_camel(name), to_camel(f"max_{name[4:]}")
+            low, high = camel(name), camel(f"max_{name[4:]}")
             yield (f"!has(self.{low}) || !has(self.{high}) || self.{low} <= self.{high}",
                    f"{low} must not exceed {high}")
 
@@ -107,20 +106,32 @@ class _CrdJsonSchema(GenerateJsonSchema):
         return _crd_default(schema)
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
-        json_schema = super().model_schema(schema)
-        _describe_properties(schema["cls"], json_schema)
-        rules = cel_rules(schema["cls"])
-        if rules:
-            json_schema["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
-        return json_schema
+        return _annotated(schema["cls"], super().model_schema(schema))
+
+    def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        return _annotated(schema["cls"], super().dataclass_schema(schema))  # check parameters
 
 
-def _describe_properties(model: type[BaseModel], json_schema: JsonSchemaValue) -> None:
+def _annotated(model: type, json_schema: JsonSchemaValue) -> JsonSchemaValue:
+    """Field descriptions from docstrings, and the model's CEL rules."""
+    _describe_properties(model, json_schema)
+    rules = cel_rules(model)
+    if rules:
+        json_schema["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
+    return json_schema
+
+
+def _describe_properties(model: type, json_schema: JsonSchemaValue) -> None:
     """Each property's description from its field's docstring, where `Field` gave none (readiness.modelkit:
     our models do not read their docstrings at import)."""
     properties = json_schema.get("properties", {})
-    for name, field in model.model_fields.items():
-        node = properties.get(field.alias or name)
+    fields: list[tuple[str, str]] = []
+    if issubclass(model, BaseModel):
+        fields = [(name, field.alias or name) for name, field in model.model_fields.items()]
+    elif issubclass(model, CheckParams):
+        fields = [(f.name, camel(f.name)) for f in param_fields(model)]
+    for name, key in fields:
+        node = properties.get(key)
         if node is not None and "description" not in node:
             text = docstring(model, name)
             if text:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from readiness.checks import all_checks
-from readiness.checks.base import Check
+from readiness.checks.base import Check, camel, param_fields
 from readiness.modelkit import described
 from readiness.policy import API_GROUP, API_VERSION, KIND
 from readiness.workload import BUILTIN_KINDS, ContainerRole, WorkloadClass
@@ -69,13 +69,16 @@ def _schema_type(schema: dict[str, Any]) -> str:
 
 def parameters(check: Check[Any]) -> list[tuple[str, str, str, str]]:
     """(camelCase name, type, default as YAML flow, description) for each parameter."""
-    properties = check.params.model_json_schema(by_alias=True).get("properties", {})
+    from pydantic import TypeAdapter  # only the docs need a JSON Schema of the parameters
+
+    properties = TypeAdapter(check.params).json_schema(by_alias=True).get("properties", {})
+    defaults = check.default_params()
     rows = []
-    for name, field in check.params.model_fields.items():
-        alias = field.alias or name
+    for field in param_fields(check.params):
+        alias = camel(field.name)
         schema = properties.get(alias, {})
-        default = json.dumps(schema.get("default", field.default))
-        description = " ".join((described(check.params, name) or "").split())
+        default = json.dumps(schema.get("default", getattr(defaults, field.name)))
+        description = " ".join((described(check.params, field.name) or "").split())
         rows.append((alias, _schema_type(schema), default, description))
     return rows
 

@@ -1,15 +1,16 @@
-"""Our pydantic models, cheap to import: built when first used, documented when documentation is asked for.
+"""Our pydantic models, cheap to load: built when first used, documented when documentation is asked for.
 
-Every CLI run imports the policy and check-parameter models (about sixty), and most runs never validate
-one: an audit with the built-in policy only needs their defaults. Two things pydantic would otherwise do
-for each class at import cost 0.07 s, a quarter of a one-file `readiness audit`:
+The policy models load wherever a policy is read (the operator, the webhook, `readiness audit --policy`;
+an audit with the built-in policy loads none of them, see `Engine.builtin`), and about sixty classes are
+made at import. Two things pydantic would otherwise do for each class then cost 0.07 s:
 
 * Building the validator. Our models set `defer_build=True`, so pydantic builds a model's
   validator when something first validates it (a user's policy, the operator's first policy event).
   `trusted()` makes model instances from values we wrote ourselves without building anything.
 * Reading attribute docstrings (`use_attribute_docstrings`), which walks frames and tokenizes each
   class's source. Only the CRD, the docs and `readiness explain` print those texts, so they look them up
-  here (`docstring()`), parsing each source file once.
+  here (`docstring()`), parsing each source file once. The checks' parameters (plain dataclasses, see
+  readiness.checks.base.CheckParams) document their fields the same way.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def trusted(model: type[M], **values: Any) -> M:
     return model.model_construct(**values)
 
 
-def docstring(model: type[BaseModel], field: str) -> str | None:
+def docstring(model: type, field: str) -> str | None:
     """The docstring under the field's annotation, in the nearest class of `model`'s MRO that annotates
     it (what pydantic's `use_attribute_docstrings` would have made the field's description)."""
     for cls in model.__mro__:
@@ -49,9 +50,10 @@ def docstring(model: type[BaseModel], field: str) -> str | None:
     return None
 
 
-def described(model: type[BaseModel], field: str) -> str | None:
-    """The field's description: the one given in `Field(description=...)`, else its docstring."""
-    info = model.model_fields.get(field)
+def described(model: type, field: str) -> str | None:
+    """The field's description: the one given in `Field(description=...)` (pydantic models), else its
+    docstring (models and check parameters)."""
+    info = model.model_fields.get(field) if issubclass(model, BaseModel) else None
     explicit = info.description if info is not None else None
     return explicit or docstring(model, field)
 

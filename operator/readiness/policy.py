@@ -8,8 +8,10 @@ loads a policy (`load_policy`), and by the API server through the generated CRD.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
+import typing
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -29,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from readiness.checks import CATALOG, all_checks
-from readiness.checks.base import CheckParams, Severity
+from readiness.checks.base import CheckParams, Severity, camel, param_fields
 
 API_GROUP = "readiness.dev"
 API_VERSION = "v1alpha1"
@@ -289,7 +291,7 @@ class CheckSettings(Model):
 
 def _params_description(params: type[CheckParams]) -> str:
     text = (params.__doc__ or "Parameters.").strip()
-    return f"{text} Fields left out keep their defaults." if params.model_fields else text
+    return f"{text} Fields left out keep their defaults." if param_fields(params) else text
 
 
 class _GeneratedCheckSettings(CheckSettings):
@@ -473,7 +475,7 @@ _PATTERN_MEANINGS = {
 
 def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's field; a dataclass's
         return f"unknown field {error['loc'][-1]!r}{_field_hint(error['loc'])}"
     if kind == "missing":
         return "required field is missing"
@@ -491,28 +493,39 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def _field_hint(loc: tuple[int | str, ...]) -> str:
     """` (did you mean X?)` from the fields of the model at `loc`'s parent, when one is close."""
-    model: type[BaseModel] | None = ReadinessPolicy
+    model: type | None = ReadinessPolicy
     for part in loc[:-1]:
         model = _child_model(model, part) if model is not None else None
     if model is None:
         return ""
-    names = [field.alias or name for name, field in model.model_fields.items()]
+    names = [alias for _name, alias, _annotation in _fields(model)]
     close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _child_model(model: type[BaseModel], part: int | str) -> type[BaseModel] | None:
+def _fields(model: type) -> list[tuple[str, str, Any]]:
+    """(name, name in YAML, annotation) of a pydantic model's fields or a check's parameters."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [(name, field.alias or name, field.annotation) for name, field in model.model_fields.items()]
+    if issubclass(model, CheckParams):
+        hints = typing.get_type_hints(model)
+        return [(f.name, camel(f.name), hints.get(f.name)) for f in param_fields(model)]
+    return []
+
+
+def _child_model(model: type, part: int | str) -> type | None:
     if isinstance(part, int):  # list item: the model was already unwrapped from list[...]
         return model
-    for name, field in model.model_fields.items():
-        if part in (name, field.alias):
-            return _model_in(field.annotation)
+    for name, alias, annotation in _fields(model):
+        if part in (name, alias):
+            return _model_in(annotation)
     return None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The BaseModel inside `X | None`, `list[X]` or `X` itself."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+def _model_in(annotation: Any) -> type | None:
+    """The model (or check parameters) inside `X | None`, `list[X]` or `X` itself."""
+    if isinstance(annotation, type) and (issubclass(annotation, BaseModel)
+                                         or dataclasses.is_dataclass(annotation)):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
         found = _model_in(arg)

@@ -21,7 +21,7 @@ from readiness.checks._helpers import (
     same_handler,
     scaled_value,
 )
-from readiness.checks.base import Check
+from readiness.checks.base import Check, param_fields
 from readiness.context import AuditContext
 from readiness.engine import Engine
 from readiness.modelkit import described
@@ -100,8 +100,8 @@ def test_catalog_entry_is_complete(check: Check[Any]) -> None:
     assert check.rationale and check.remediation and check.title and check.message
     assert "```yaml" in check.remediation, "remediation needs a YAML snippet"
     assert check.references or check.id in ORIGINAL_CHECKS, "references to peers' equivalents"
-    for name in check.params.model_fields:
-        assert described(check.params, name), f"parameter {name} has no docstring"
+    for field in param_fields(check.params):
+        assert described(check.params, field.name), f"parameter {field.name} has no docstring"
     check.default_params()  # defaults validate
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import Field
+from annotated_types import Ge
 
 from readiness.checks._helpers import mapping, parse_quantity
 from readiness.checks.base import ALL_ROLES, Category, CheckParams, Fail, Severity, container_check, fail
@@ -15,7 +15,7 @@ from readiness.workload import Container, Workload
 class Params(CheckParams):
     """The largest acceptable limit / request ratio."""
 
-    max_ratio: Annotated[float, Field(ge=1.0)] = 4.0
+    max_ratio: Annotated[float, Ge(1.0)] = 4.0
     """Fail when a CPU or memory limit exceeds its request by more than this factor. 1.0 demands
     Guaranteed-style limits equal to requests; larger values tolerate bursting."""
 

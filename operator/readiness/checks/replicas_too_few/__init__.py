@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from annotated_types import Ge
 
 from readiness.checks._helpers import expected_replicas
 from readiness.checks.base import Category, CheckParams, Fail, Severity, fail, workload_check
@@ -15,7 +15,7 @@ from readiness.workload import Workload, WorkloadClass
 class Params(CheckParams):
     """The smallest acceptable replica count."""
 
-    min_replicas: Annotated[int, Field(ge=1)] = 2
+    min_replicas: Annotated[int, Ge(1)] = 2
     """Fail below this many replicas (or HPA minReplicas). 2 survives one pod's loss; 3 also survives a
     rollout during a node drain."""
 

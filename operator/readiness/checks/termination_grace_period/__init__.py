@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from annotated_types import Ge
 
 from readiness.checks.base import LONG_RUNNING, Category, CheckParams, Fail, Severity, fail, workload_check
 from readiness.context import AuditContext
@@ -16,16 +16,14 @@ DEFAULT_GRACE_SECONDS = 30  # what the API server fills in when the field is uns
 class Params(CheckParams):
     """Bounds on terminationGracePeriodSeconds."""
 
-    min_seconds: Annotated[int, Field(ge=0)] = 10
+    min_seconds: Annotated[int, Ge(0)] = 10
     """Below this, in-flight requests and connection draining are cut off by SIGKILL."""
-    max_seconds: Annotated[int, Field(ge=0)] = 300
+    max_seconds: Annotated[int, Ge(0)] = 300
     """Above this, rollouts and node drains wait too long on each pod."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Params:
+    def __post_init__(self) -> None:
         if self.min_seconds > self.max_seconds:
             raise ValueError("minSeconds must not exceed maxSeconds")
-        return self
 
 
 @workload_check(
