@@ -102,20 +102,20 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
             result = _audit_serial(files, stdin, engines, kinds.registry, now)
         options = RenderOptions(color=color, fail_on=threshold)
         binary = getattr(stdout, "buffer", None) if args.output == "json" else None
-        report: str | bytes
+        report: str | list[bytes]
         if binary is not None:
-            from readiness.report.json import render_bytes
+            from readiness.report.json import render_chunks
 
-            report = render_bytes(result, options)
+            report = render_chunks(result, options)
         else:
             report = renderer(args.output)(result, options)
     finally:
         if gc_was_enabled and not _process_ends_after_run:  # its first pass would walk them all again
             gc.enable()
     _keep_until_exit(result)
-    if isinstance(report, bytes) and binary is not None:
+    if isinstance(report, list) and binary is not None:
         stdout.flush()
-        binary.write(report)
+        binary.writelines(report)
         binary.flush()
     else:
         stdout.write(str(report))

@@ -278,6 +278,34 @@ def test_parallel_audit_matches_the_serial_one_in_every_format(tmp_path: Path) -
     assert renderer("json")(ahead[0], RenderOptions()) == renderer("json")(serial, RenderOptions())
 
 
+@pytest.mark.parametrize("room", ["none", "too small"])
+def test_json_entries_go_through_the_pipe_without_shared_memory(room: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from readiness.engine import Engine
+    from readiness.loader import load_text
+    from readiness.report import RenderOptions, parallel, renderer
+    from readiness.report.model import audit
+    from readiness.workload import DEFAULT_KINDS
+
+    if room == "none":
+        monkeypatch.setattr(parallel, "_shared_memory", lambda size: None)
+    else:
+        monkeypatch.setattr(parallel, "SHARED_BYTES_PER_INPUT_BYTE", 0)
+        monkeypatch.setattr(parallel, "SHARED_MIN_BYTES", 4096)
+    text = large_stream(300)
+    engines = [Engine.builtin()]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    outcome = parallel.audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now, json_entries=True)
+    assert outcome is not None
+    outcome[0].errors[:0] = outcome[1]
+    loaded = load_text(text, "big.yaml")
+    serial = audit(loaded.documents, engines, DEFAULT_KINDS, now)
+    serial.errors[:0] = loaded.errors
+    assert renderer("json")(outcome[0], RenderOptions()) == renderer("json")(serial, RenderOptions())
+
+
 def test_a_failing_worker_falls_back_to_the_serial_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 

@@ -16,7 +16,8 @@ from readiness.report.model import AuditResult, WorkloadResult
 SCHEMA_VERSION = "readiness.dev/audit/v1"
 
 
-def document(result: AuditResult) -> dict[str, Any]:
+def document(result: AuditResult, workloads: list[Any] | None = None) -> dict[str, Any]:
+    """The report as one object; `workloads` stands in for the workload entries when given."""
     summary = result.summary()
     return {
         "schemaVersion": SCHEMA_VERSION,
@@ -27,7 +28,7 @@ def document(result: AuditResult) -> dict[str, Any]:
             "judgements": summary.judgements, "score": summary.score, "unmatched": summary.unmatched,
             "skipped": sum(result.skipped.values()), "errors": len(result.errors),
         },
-        "workloads": [_workload(w) for w in result.workloads],
+        "workloads": [_workload(w) for w in result.workloads] if workloads is None else workloads,
         "skipped": [{"kind": kind, "count": count} for kind, count in sorted(result.skipped.items())],
         "errors": [{"file": e.source, "line": e.line, "message": e.message} for e in result.errors],
     }
@@ -73,4 +74,30 @@ def render(result: AuditResult, options: RenderOptions) -> str:
 def render_bytes(result: AuditResult, options: RenderOptions) -> bytes:
     """The report as UTF-8, for writers that take bytes (tens of MB on large audits: no decoding and
     re-encoding on the way to stdout)."""
-    return orjson.dumps(document(result), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    return b"".join(render_chunks(result, options))
+
+
+_WORKLOADS_MARK = b"\x00"
+"""Stands for the workload entries in the rendered skeleton: orjson escapes every NUL inside a string, so
+a raw one is found only where this fragment put it."""
+_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+
+
+def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
+    """The report in pieces that concatenate to `render_bytes`: the document around the workloads, each
+    workload's entry and the separators. A writer takes them as they are, so that 30 MB of report is
+    never copied into one buffer (growing it cost 20 ms of a 10,000-workload audit's 0.9 s)."""
+    if not result.workloads:
+        return [orjson.dumps(document(result), option=_OPTIONS)]
+    skeleton = document(result, workloads=[orjson.Fragment(_WORKLOADS_MARK)])
+    head, _, tail = orjson.dumps(skeleton, option=_OPTIONS).partition(_WORKLOADS_MARK)
+    chunks = [head]
+    for index, workload in enumerate(result.workloads):
+        if index:
+            chunks.append(_SEPARATOR)
+        chunks.append(workload.json_entry if workload.json_entry is not None else entry_bytes(workload))
+    chunks.append(tail)
+    return chunks
+
+
+_SEPARATOR = b"," + ENTRY_INDENT
