@@ -6,14 +6,14 @@ documents while this process does the first. The context of a workload (PodDisru
 HorizontalPodAutoscalers, Namespace labels) may sit anywhere in the stream, so after parsing, the two
 processes exchange their few context objects, then each judges its own half. The worker sends back
 compact results (evaluations, the input errors, and for each document only its file, lines and the
-container lines the reports need), never the parsed objects. The halves are merged in input order, so
+container lines the reports need), never the parsed objects; for the JSON report, its workloads' entries,
+already rendered, pass through shared memory. The halves are merged in input order, so
 every report is byte for byte the one of the serial path; any failure of the worker falls back to it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import mmap
 import os
 import pickle
@@ -119,6 +119,8 @@ def _shared_memory(size: int) -> mmap.mmap | None:
 
 
 def _pipe() -> tuple[int, int]:
+    import fcntl  # POSIX, like fork: only reached where the parallel path runs
+
     read, write = os.pipe()
     with contextlib.suppress(AttributeError, OSError):  # Linux: a 1 MiB buffer (the default is 64 KiB)
         fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
