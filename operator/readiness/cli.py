@@ -94,19 +94,20 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     # The parsed manifests are hundreds of thousands of small dicts and lists without reference cycles:
     # the cyclic GC would rescan them all again and again (half the time of a 10,000-document audit).
     # Reference counting frees them; the collector is back on before this returns.
+    options = RenderOptions(color=color, fail_on=threshold)
+    chunked = _CHUNKED.get(args.output)  # written as bytes, in pieces, each process rendering its part
+    utf8 = args.output == "json" or (getattr(stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
+    binary = getattr(stdout, "buffer", None) if chunked is not None and utf8 else None
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        result = _audit_large_stream(files, stdin, engines, kinds.registry, now, args.output == "json")
+        prerender = _prerender(args.output, options) if binary is not None else None
+        result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender)
         if result is None:
             result = _audit_serial(files, stdin, engines, kinds.registry, now)
-        options = RenderOptions(color=color, fail_on=threshold)
-        binary = getattr(stdout, "buffer", None) if args.output == "json" else None
         report: str | list[bytes]
-        if binary is not None:
-            from readiness.report.json import render_chunks
-
-            report = render_chunks(result, options)
+        if binary is not None and chunked is not None:
+            report = chunked()(result, options)
         else:
             report = renderer(args.output)(result, options)
     finally:
@@ -127,6 +128,33 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     return EXIT_FINDINGS if result.fails(threshold) else EXIT_OK
 
 
+def _json_chunks() -> Any:
+    from readiness.report.json import render_chunks
+
+    return render_chunks
+
+
+def _text_chunks() -> Any:
+    from readiness.report.text import render_chunks
+
+    return render_chunks
+
+
+_CHUNKED = {"json": _json_chunks, "text": _text_chunks}
+"""Formats whose renderers write pieces of bytes, and whose per-workload pieces a parallel audit renders
+in both processes."""
+
+
+def _prerender(output: str, options: Any) -> Any:
+    import functools
+
+    from readiness.report import json, text
+    from readiness.report.parallel import Prerender
+
+    module = json if output == "json" else text
+    return Prerender(output, functools.partial(module.entry_bytes, options=options))
+
+
 def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any) -> Any:
     from readiness.loader import load_paths
     from readiness.report.model import audit
@@ -140,7 +168,7 @@ def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds
 
 
 def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any,
-                        json_output: bool) -> Any | None:
+                        prerender: Any) -> Any | None:
     """One large YAML file (or stdin) is audited in two processes (readiness.report.parallel); None when
     the input is anything else, small, or the parallel path failed. Stdin, once read, is replaced by its
     text so that the serial path can read it again."""
@@ -169,7 +197,7 @@ def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any],
             return None  # the serial path reports it
         files_source = str(path)
         stdin_again = stdin
-    outcome = parallel.audit_stream(text, files_source, engines, kinds, now, json_entries=json_output)
+    outcome = parallel.audit_stream(text, files_source, engines, kinds, now, prerender)
     if outcome is None:
         return _audit_serial(files, stdin_again, engines, kinds, now)
     result, load_errors, documents = outcome

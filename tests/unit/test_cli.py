@@ -246,6 +246,7 @@ def large_stream(count: int) -> str:
 def test_parallel_audit_matches_the_serial_one_in_every_format(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
+    from readiness.cli import _prerender
     from readiness.engine import Engine, default_policy
     from readiness.loader import load_text
     from readiness.report import FORMATS, RenderOptions, renderer
@@ -271,11 +272,14 @@ def test_parallel_audit_matches_the_serial_one_in_every_format(tmp_path: Path) -
     for name in FORMATS:
         options = RenderOptions()
         assert renderer(name)(parallel, options) == renderer(name)(serial, options), name
-    ahead = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now, json_entries=True)
-    assert ahead is not None
-    ahead[0].errors[:0] = ahead[1]
-    assert all(w.json_entry is not None for w in ahead[0].workloads)
-    assert renderer("json")(ahead[0], RenderOptions()) == renderer("json")(serial, RenderOptions())
+    for output in ("json", "text"):
+        for color in (False, True):
+            options = RenderOptions(color=color)
+            ahead = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now, _prerender(output, options))
+            assert ahead is not None
+            ahead[0].errors[:0] = ahead[1]
+            assert all(w.prerendered_as(output) is not None for w in ahead[0].workloads)
+            assert renderer(output)(ahead[0], options) == renderer(output)(serial, options), (output, color)
 
 
 @pytest.mark.parametrize("room", ["none", "too small"])
@@ -283,6 +287,7 @@ def test_json_entries_go_through_the_pipe_without_shared_memory(room: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
+    from readiness.cli import _prerender
     from readiness.engine import Engine
     from readiness.loader import load_text
     from readiness.report import RenderOptions, parallel, renderer
@@ -297,7 +302,8 @@ def test_json_entries_go_through_the_pipe_without_shared_memory(room: str,
     text = large_stream(300)
     engines = [Engine.builtin()]
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    outcome = parallel.audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now, json_entries=True)
+    outcome = parallel.audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now,
+                                    _prerender("json", RenderOptions()))
     assert outcome is not None
     outcome[0].errors[:0] = outcome[1]
     loaded = load_text(text, "big.yaml")
@@ -322,16 +328,20 @@ def test_a_failing_worker_falls_back_to_the_serial_path(monkeypatch: pytest.Monk
     assert parallel.audit_stream(large_stream(50), "x", engines, DEFAULT_KINDS, now) is None
 
 
-def test_cli_output_is_the_same_with_and_without_the_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("output", ["json", "text"])
+def test_cli_output_is_the_same_with_and_without_the_worker(output: str, tmp_path: Path) -> None:
     import os
 
     path = tmp_path / "big.yaml"
     path.write_text(large_stream(2600))  # above the 2 MB threshold of the parallel path
     assert path.stat().st_size > 2_000_000
-    two = run("audit", "-f", str(path), "-o", "json")
+    two = run("audit", "-f", str(path), "-o", output)
     env = dict(os.environ, READINESS_SERIAL="1")
-    one = subprocess.run([sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", "json"],
+    one = subprocess.run([sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", output],
                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False, env=env)
     assert two.returncode == one.returncode == 2  # the broken documents
     assert two.stdout == one.stdout and two.stderr == one.stderr
-    assert json.loads(two.stdout)["summary"]["workloads"] == 2600
+    if output == "json":
+        assert json.loads(two.stdout)["summary"]["workloads"] == 2600
+    else:
+        assert "2600 audited" in two.stdout

@@ -14,6 +14,7 @@ from readiness.report.common import exempted_dict, expired_dict, finding_dict
 from readiness.report.model import AuditResult, WorkloadResult
 
 SCHEMA_VERSION = "readiness.dev/audit/v1"
+FORMAT = "json"
 
 
 def document(result: AuditResult, workloads: list[Any] | None = None) -> dict[str, Any]:
@@ -35,13 +36,12 @@ def document(result: AuditResult, workloads: list[Any] | None = None) -> dict[st
 
 
 def _workload(result: WorkloadResult) -> Any:
-    if result.json_entry is not None:
-        return orjson.Fragment(result.json_entry)
-    return entry(result)
+    ahead = result.prerendered_as(FORMAT)
+    return orjson.Fragment(ahead) if ahead is not None else entry(result)
 
 
 
-def entry_bytes(result: WorkloadResult) -> bytes:
+def entry_bytes(result: WorkloadResult, options: RenderOptions | None = None) -> bytes:
     """One workload's entry, rendered as `render_bytes` would render it in place: made by the process
     that judged the workload (readiness.report.parallel), then spliced in verbatim. Rendered inside two
     lists, so that orjson indents it for depth 2 itself (a third faster than re-indenting afterwards)."""
@@ -96,7 +96,8 @@ def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
     for index, workload in enumerate(result.workloads):
         if index:
             chunks.append(_SEPARATOR)
-        chunks.append(workload.json_entry if workload.json_entry is not None else entry_bytes(workload))
+        ahead = workload.prerendered_as(FORMAT)
+        chunks.append(ahead if ahead is not None else entry_bytes(workload))
     chunks.append(tail)
     return chunks
 

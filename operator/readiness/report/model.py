@@ -32,9 +32,14 @@ class WorkloadResult:
     evaluations: list[Evaluation]
     _lines: dict[str, int] = field(default_factory=dict)
     """Container name -> line, computed once: every renderer asks for each finding's line."""
-    json_entry: bytes | None = None
-    """This workload's entry of the JSON report, rendered ahead by the process that judged it (both
-    processes of a parallel audit, see readiness.report.parallel); None: the JSON renderer builds it."""
+    prerendered: tuple[str, bytes] | None = None
+    """(format, this workload's part of that report), rendered ahead by the process that judged it (both
+    processes of a parallel audit, see readiness.report.parallel); None: the renderer makes it."""
+
+    def prerendered_as(self, output: str) -> bytes | None:
+        """This workload's part of the `output` report when it was rendered ahead, else None."""
+        ahead = self.prerendered
+        return ahead[1] if ahead is not None and ahead[0] == output else None
 
     @property
     def findings(self) -> list[tuple[str, Finding]]:

@@ -19,7 +19,8 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -70,17 +71,27 @@ Outcome = tuple[AuditResult, list[InputError], int]
 """(the audit, the loader's input errors, how many documents were read)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Prerender:
+    """A report format whose per-workload parts each process renders for the workloads it judged."""
+
+    output: str
+    """The format's name (`json`, `text`): what `WorkloadResult.prerendered_as` is asked for."""
+    render: Callable[[WorkloadResult], bytes]
+    """One workload's part of the report, as the renderer would write it in place."""
+
+
 def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindRegistry, now: datetime,
-                 json_entries: bool = False) -> Outcome | None:
+                 prerender: Prerender | None = None) -> Outcome | None:
     """Audit one multi-document stream in two processes; None when that could not be done (the caller
-    then audits serially: a broken worker never changes a result). With `json_entries`, each process
-    also builds its workloads' entries of the JSON report (`WorkloadResult.json_entry`), so that most of
-    the rendering is done on two cores too."""
+    then audits serially: a broken worker never changes a result). With `prerender`, each process also
+    renders its workloads' parts of the report (`WorkloadResult.prerendered`), so that most of the
+    rendering is done on two cores too."""
     text = normalise(text)
     cut = separator_after(text, int(len(text) * (1 - WORKER_SHARE)))
     if cut is None:
         return None
-    shared = _shared_memory(len(text)) if json_entries else None
+    shared = _shared_memory(len(text)) if prerender is not None else None
     to_parent, from_child = _pipe()
     to_child, from_parent = _pipe()
     pid = os.fork()
@@ -90,7 +101,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
             os.close(from_child)
             os.close(to_child)
             _worker(text, cut, source, engines, kinds, now, os.fdopen(from_parent, "rb"),
-                    os.fdopen(to_parent, "wb"), json_entries, shared)
+                    os.fdopen(to_parent, "wb"), prerender, shared)
             code = 0
         finally:
             os._exit(code)
@@ -98,7 +109,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
     os.close(from_parent)
     try:
         with os.fdopen(from_child, "rb") as inbox, os.fdopen(to_child, "wb") as outbox:
-            outcome = _parent(text, cut, source, engines, kinds, now, inbox, outbox, json_entries, shared)
+            outcome = _parent(text, cut, source, engines, kinds, now, inbox, outbox, prerender, shared)
     except Exception:  # the worker died or sent garbage: the serial path decides
         _kill(pid)
         os.waitpid(pid, 0)
@@ -133,7 +144,7 @@ def _kill(pid: int) -> None:
 
 
 def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
-            now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool,
+            now: datetime, inbox: BinaryIO, outbox: BinaryIO, prerender: Prerender | None,
             shared: mmap.mmap | None) -> Outcome:
     loaded = load_text(text[:cut], source)
     mine = context_objects_of(loaded.documents)
@@ -141,16 +152,16 @@ def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
     result = audit(loaded.documents, engines, kinds, now, [*mine, *theirs])
-    if json_entries:  # while the worker encodes its results
-        _build_json_entries(result.workloads)
+    if prerender is not None:  # while the worker encodes its results
+        _prerender(result.workloads, prerender)
     (errors, documents, skipped, unmatched, findings, workloads, audit_errors, sizes,
      in_shared) = pickle.load(inbox)
     decoded = _decode(findings, workloads)
-    if sizes is not None:
+    if sizes is not None and prerender is not None:
         entries = shared if in_shared and shared is not None else inbox.read(sum(sizes))
         start = 0
         for workload, size in zip(decoded, sizes, strict=True):
-            workload.json_entry = entries[start:start + size]
+            workload.prerendered = (prerender.output, entries[start:start + size])
             start += size
     result.workloads.extend(decoded)
     result.skipped.update(skipped)
@@ -160,7 +171,7 @@ def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
 
 
 def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
-            now: datetime, inbox: BinaryIO, outbox: BinaryIO, json_entries: bool,
+            now: datetime, inbox: BinaryIO, outbox: BinaryIO, prerender: Prerender | None,
             shared: mmap.mmap | None) -> None:
     # Each process cuts and scans its own part: the worker's starts on a separator line, so its first
     # document is the one after it, at the line the whole stream puts it on.
@@ -170,7 +181,7 @@ def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     outbox.flush()
     theirs = pickle.load(inbox)
     result = audit(loaded.documents, engines, kinds, now, [*theirs, *mine])
-    entries = _build_json_entries(result.workloads) if json_entries else None
+    entries = _prerender(result.workloads, prerender) if prerender is not None else None
     findings, workloads = _encode(result.workloads, lines=entries is None)
     sizes = [len(entry) for entry in entries] if entries is not None else None
     in_shared = False
@@ -186,15 +197,14 @@ def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     outbox.flush()
 
 
-def _build_json_entries(results: Sequence[WorkloadResult]) -> list[bytes]:
-    """Each workload's entry of the JSON report, already rendered: the worker sends bytes (pickled with a
-    copy, not object by object) and the parent only splices them."""
-    from readiness.report.json import entry_bytes
-
+def _prerender(results: Sequence[WorkloadResult], prerender: Prerender) -> list[bytes]:
+    """Each workload's part of the report, rendered here: the worker passes bytes (through shared memory,
+    not object by object) and the parent only splices them."""
     entries = []
     for result in results:
-        result.json_entry = entry_bytes(result)
-        entries.append(result.json_entry)
+        entry = prerender.render(result)
+        result.prerendered = (prerender.output, entry)
+        entries.append(entry)
     return entries
 
 
@@ -212,7 +222,7 @@ def _encode(results: Sequence[WorkloadResult], lines: bool = True,
             ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(the distinct findings, one tuple per workload result), dropping the parsed object and the
     document's text: the container lines the reports need are looked up now, while the text is here
-    (`lines`; not needed when the JSON entries, which hold them, were rendered here)."""
+    (`lines`; not needed when the report's parts, which hold them, were rendered here)."""
     index: dict[Finding, int] = {}
     findings: list[tuple[Any, ...]] = []
     encoded: list[tuple[Any, ...]] = []

@@ -20,13 +20,28 @@ class _Style:
         return f"\033[{_COLORS[name]}m{text}\033[0m" if self.enabled else text
 
 
+FORMAT = "text"
+
+
 def render(result: AuditResult, options: RenderOptions) -> str:
-    style = _Style(options.color)
-    lines: list[str] = []
+    return b"".join(render_chunks(result, options)).decode()
+
+
+def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
+    """The report as UTF-8 pieces: each workload's lines (rendered ahead by the process that judged it,
+    in a parallel audit), then the summary."""
+    chunks: list[bytes] = []
     for workload in result.workloads:
-        lines.extend(_workload(workload, style))
-    lines += ["", *_summary(result, result.summary(), style)]
-    return "\n".join(lines) + "\n"
+        ahead = workload.prerendered_as(FORMAT)
+        chunks += (ahead if ahead is not None else entry_bytes(workload, options), b"\n")
+    style = _Style(options.color)
+    chunks.append(("\n".join(["", *_summary(result, result.summary(), style)]) + "\n").encode())
+    return chunks
+
+
+def entry_bytes(result: WorkloadResult, options: RenderOptions) -> bytes:
+    """One workload's lines of the report."""
+    return "\n".join(_workload(result, _Style(options.color))).encode()
 
 
 def _workload(result: WorkloadResult, style: _Style) -> list[str]:
