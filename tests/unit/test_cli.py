@@ -272,10 +272,11 @@ def test_parallel_audit_matches_the_serial_one_in_every_format(tmp_path: Path) -
     for name in FORMATS:
         options = RenderOptions()
         assert renderer(name)(parallel, options) == renderer(name)(serial, options), name
-    for output in ("json", "text"):
+    for output in ("json", "text", "sarif"):
         for color in (False, True):
             options = RenderOptions(color=color)
-            ahead = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now, _prerender(output, options))
+            ahead = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now,
+                                 _prerender(output, options, engines))
             assert ahead is not None
             ahead[0].errors[:0] = ahead[1]
             assert all(w.prerendered_as(output) is not None for w in ahead[0].workloads)
@@ -303,7 +304,7 @@ def test_json_entries_go_through_the_pipe_without_shared_memory(room: str,
     engines = [Engine.builtin()]
     now = datetime(2026, 1, 1, tzinfo=UTC)
     outcome = parallel.audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now,
-                                    _prerender("json", RenderOptions()))
+                                    _prerender("json", RenderOptions(), engines))
     assert outcome is not None
     outcome[0].errors[:0] = outcome[1]
     loaded = load_text(text, "big.yaml")
@@ -328,7 +329,7 @@ def test_a_failing_worker_falls_back_to_the_serial_path(monkeypatch: pytest.Monk
     assert parallel.audit_stream(large_stream(50), "x", engines, DEFAULT_KINDS, now) is None
 
 
-@pytest.mark.parametrize("output", ["json", "text"])
+@pytest.mark.parametrize("output", ["json", "text", "sarif"])
 def test_cli_output_is_the_same_with_and_without_the_worker(output: str, tmp_path: Path) -> None:
     import os
 
@@ -343,5 +344,7 @@ def test_cli_output_is_the_same_with_and_without_the_worker(output: str, tmp_pat
     assert two.stdout == one.stdout and two.stderr == one.stderr
     if output == "json":
         assert json.loads(two.stdout)["summary"]["workloads"] == 2600
+    elif output == "sarif":
+        assert json.loads(two.stdout)["runs"][0]["results"]
     else:
         assert "2600 audited" in two.stdout

@@ -134,3 +134,30 @@ def test_junit_text_is_what_element_tree_wrote() -> None:
         for threshold in (None, Severity.INFO, Severity.WARNING, Severity.ERROR):
             options = RenderOptions(fail_on=threshold)
             assert renderer("junit")(audit_result, options) == _element_tree_junit(audit_result, options)
+
+
+def _audit_of_examples() -> AuditResult:
+    from pathlib import Path
+
+    from readiness.report.model import audit as audit_documents
+
+    root = Path(__file__).resolve().parents[2]
+    documents = [d for path in sorted(root.glob("examples/workloads/**/*.yaml"))
+                 for d in load_text(path.read_text(), str(path)).documents]
+    return audit_documents(documents, [Engine.builtin()])
+
+
+def test_reports_in_pieces_are_the_documents_rendered_whole() -> None:
+    """JSON and SARIF are written in pieces (the entries rendered one by one, at their depth): the pieces
+    must be exactly what orjson writes for the whole document, with and without findings."""
+    import orjson
+
+    from readiness.report import json as json_report
+    from readiness.report import sarif
+
+    for audit_result in (_audit_of_examples(), result(), AuditResult(["p"])):
+        whole_json = orjson.dumps(json_report.document(audit_result),
+                                  option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        assert b"".join(json_report.render_chunks(audit_result, RenderOptions())) == whole_json
+        whole_sarif = orjson.dumps(sarif.document(audit_result), option=orjson.OPT_INDENT_2) + b"\n"
+        assert b"".join(sarif.render_chunks(audit_result, RenderOptions())) == whole_sarif

@@ -26,21 +26,70 @@ LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 FINGERPRINT = "readinessFinding/v1"
 
 
+FORMAT = "sarif"
+
+
 def render(result: AuditResult, options: RenderOptions) -> str:
-    return orjson.dumps(document(result), option=orjson.OPT_INDENT_2).decode() + "\n"
+    return b"".join(render_chunks(result, options)).decode()
 
 
-def document(result: AuditResult) -> dict[str, Any]:
-    index = {check.id: i for i, check in enumerate(result.checks)}
-    results: list[dict[str, Any]] = []
-    for workload in result.workloads:
-        for policy, finding in workload.findings:
-            results.append(_result(workload, policy, finding, index))
-        for policy, exempted in workload.exempted:
-            entry = _result(workload, policy, exempted.finding, index)
-            entry["suppressions"] = [{"kind": "external", "status": "accepted",
-                                      "justification": exempted.reason}]
-            results.append(entry)
+def rule_index(checks: list[Check[Any]]) -> dict[str, int]:
+    """Check id -> its rule's position in `runs[0].tool.driver.rules` (a result's `ruleIndex`)."""
+    return {check.id: i for i, check in enumerate(checks)}
+
+
+_RESULTS_MARK = b"\x00"
+"""Stands for the results in the rendered skeleton: orjson escapes every NUL inside a string."""
+_SEPARATOR = b",\n        "
+"""Between two results, which sit at depth 4 (`{"runs": [{"results": [result]}]}`)."""
+_NESTING_HEAD = len(b"[\n  [\n    [\n      [\n        ")
+_NESTING_TAIL = len(b"\n      ]\n    ]\n  ]\n]")
+
+
+def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
+    """The log in pieces that concatenate to it: the document around the results, and each workload's
+    results (rendered ahead by the process that judged it, in a parallel audit)."""
+    index = rule_index(result.checks)
+    parts = [ahead if (ahead := workload.prerendered_as(FORMAT)) is not None else entry_bytes(workload, index)
+             for workload in result.workloads]
+    parts = [part for part in parts if part]
+    if not parts:
+        return [orjson.dumps(document(result, []), option=orjson.OPT_INDENT_2) + b"\n"]
+    skeleton = orjson.dumps(document(result, [orjson.Fragment(_RESULTS_MARK)]), option=orjson.OPT_INDENT_2)
+    head, _, tail = skeleton.partition(_RESULTS_MARK)
+    chunks = [head]
+    for number, part in enumerate(parts):
+        if number:
+            chunks.append(_SEPARATOR)
+        chunks.append(part)
+    chunks.append(tail + b"\n")
+    return chunks
+
+
+def entry_bytes(workload: WorkloadResult, index: dict[str, int]) -> bytes:
+    """One workload's results, rendered as they sit in the log (b"" when it has none). Rendered inside
+    three lists, so that orjson indents them for depth 4 itself."""
+    results = _results(workload, index)
+    if not results:
+        return b""
+    return orjson.dumps([[[results]]], option=orjson.OPT_INDENT_2)[_NESTING_HEAD:-_NESTING_TAIL]
+
+
+def _results(workload: WorkloadResult, index: dict[str, int]) -> list[dict[str, Any]]:
+    results = [_result(workload, policy, finding, index) for policy, finding in workload.findings]
+    for policy, exempted in workload.exempted:
+        entry = _result(workload, policy, exempted.finding, index)
+        entry["suppressions"] = [{"kind": "external", "status": "accepted",
+                                  "justification": exempted.reason}]
+        results.append(entry)
+    return results
+
+
+def document(result: AuditResult, results: list[Any] | None = None) -> dict[str, Any]:
+    """The log as one object; `results` stands in for the results when given."""
+    if results is None:
+        index = rule_index(result.checks)
+        results = [r for workload in result.workloads for r in _results(workload, index)]
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
