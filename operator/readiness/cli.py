@@ -101,7 +101,7 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        prerender = _prerender(args.output, options, engines) if binary is not None else None
+        prerender = _prerender(args.output, options, engines)
         result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender)
         if result is None:
             result = _audit_serial(files, stdin, engines, kinds.registry, now)
@@ -147,22 +147,21 @@ def _sarif_chunks() -> Any:
 
 
 _CHUNKED = {"json": _json_chunks, "text": _text_chunks, "sarif": _sarif_chunks}
-"""Formats whose renderers write pieces of bytes, and whose per-workload pieces a parallel audit renders
-in both processes."""
+"""Formats whose renderers write pieces of bytes (tens of MB are never joined into one buffer)."""
 
 
 def _prerender(output: str, options: Any, engines: Sequence[Any]) -> Any:
     """How each process of a parallel audit renders its workloads' part of the `output` report."""
     import functools
 
-    from readiness.report import json, sarif, text
+    from readiness.report import json, junit, sarif, text
     from readiness.report.model import active_checks
     from readiness.report.parallel import Prerender
 
     if output == "sarif":
         return Prerender(output, functools.partial(sarif.entry_bytes, index=sarif.rule_index(
             active_checks(engines))))
-    module = json if output == "json" else text
+    module = {"json": json, "text": text, "junit": junit}[output]
     return Prerender(output, functools.partial(module.entry_bytes, options=options))
 
 

@@ -272,7 +272,7 @@ def test_parallel_audit_matches_the_serial_one_in_every_format(tmp_path: Path) -
     for name in FORMATS:
         options = RenderOptions()
         assert renderer(name)(parallel, options) == renderer(name)(serial, options), name
-    for output in ("json", "text", "sarif"):
+    for output in ("json", "text", "sarif", "junit"):
         for color in (False, True):
             options = RenderOptions(color=color)
             ahead = audit_stream(text, "big.yaml", engines, DEFAULT_KINDS, now,
@@ -329,7 +329,7 @@ def test_a_failing_worker_falls_back_to_the_serial_path(monkeypatch: pytest.Monk
     assert parallel.audit_stream(large_stream(50), "x", engines, DEFAULT_KINDS, now) is None
 
 
-@pytest.mark.parametrize("output", ["json", "text", "sarif"])
+@pytest.mark.parametrize("output", ["json", "text", "sarif", "junit"])
 def test_cli_output_is_the_same_with_and_without_the_worker(output: str, tmp_path: Path) -> None:
     import os
 
@@ -346,5 +346,7 @@ def test_cli_output_is_the_same_with_and_without_the_worker(output: str, tmp_pat
         assert json.loads(two.stdout)["summary"]["workloads"] == 2600
     elif output == "sarif":
         assert json.loads(two.stdout)["runs"][0]["results"]
+    elif output == "junit":
+        assert 'failures="' in two.stdout
     else:
         assert "2600 audited" in two.stdout

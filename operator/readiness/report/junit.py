@@ -10,6 +10,7 @@ took 2 s of a 3 s audit.
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -46,6 +47,9 @@ def attribute(text: str) -> str:
     return f'"{text}"'
 
 
+FORMAT = "junit"
+
+
 @dataclass
 class Suite:
     """One testsuite's testcases as lines of text, with its counts."""
@@ -66,6 +70,15 @@ class Suite:
             self.lines.append(f"{CASE_INDENT}<testcase {opening}>\n{CHILD_INDENT}{child}\n"
                               f"{CASE_INDENT}</testcase>")
 
+    def add(self, part: Part) -> None:
+        """The testcases of one workload under this suite's policy, rendered already."""
+        _policy, text, tests, failures, skipped = part
+        if tests:
+            self.lines.append(text)
+        self.tests += tests
+        self.failures += failures
+        self.skipped += skipped
+
     def counts(self) -> str:
         return (f'tests="{self.tests}" failures="{self.failures}" errors="{self.errors}" '
                 f'skipped="{self.skipped}"')
@@ -77,11 +90,16 @@ class Suite:
         return head + ">\n" + "\n".join(self.lines) + "\n  </testsuite>"
 
 
+Part = tuple[str, str, int, int, int]
+"""One workload's testcases under one policy: (policy, their lines, tests, failures, skipped)."""
+
+
 def render(result: AuditResult, options: RenderOptions) -> str:
     suites = {policy: Suite(policy) for policy in result.policies}
     for workload in result.workloads:
-        for evaluation in workload.evaluations:
-            _cases(suites[evaluation.policy], workload, evaluation, options)
+        ahead = workload.prerendered_as(FORMAT)
+        for part in pickle.loads(ahead) if ahead is not None else parts(workload, options):
+            suites[part[0]].add(part)
     every = list(suites.values())
     if result.errors:
         errors = Suite("input")
@@ -100,7 +118,18 @@ def render(result: AuditResult, options: RenderOptions) -> str:
     return f"{DECLARATION}\n{head}>\n{body}\n</testsuites>\n"
 
 
-def _cases(suite: Suite, workload: WorkloadResult, evaluation: Evaluation, options: RenderOptions) -> None:
+def entry_bytes(workload: WorkloadResult, options: RenderOptions) -> bytes:
+    """One workload's parts of the report, for a parallel audit's hand-over (`render` reads them back)."""
+    return pickle.dumps(parts(workload, options), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def parts(workload: WorkloadResult, options: RenderOptions) -> list[Part]:
+    """The workload's testcases, one part per policy that judged it."""
+    return [_cases(evaluation.policy, workload, evaluation, options) for evaluation in workload.evaluations]
+
+
+def _cases(policy: str, workload: WorkloadResult, evaluation: Evaluation, options: RenderOptions) -> Part:
+    suite = Suite(policy)
     findings: dict[str, list[Finding]] = defaultdict(list)
     for finding in evaluation.findings:
         findings[finding.check].append(finding)
@@ -127,3 +156,4 @@ def _cases(suite: Suite, workload: WorkloadResult, evaluation: Evaluation, optio
             suite.case(opening, f"<skipped message={attribute('exempted: ' + exempted[check_id].reason)} />")
         else:
             suite.case(opening)
+    return policy, "\n".join(suite.lines), suite.tests, suite.failures, suite.skipped
