@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     from datetime import UTC, datetime
 
-    from readiness.report import RenderOptions, renderer
+    from readiness.report import RenderOptions
 
     kinds = _kinds(args.custom_kind)
     engines = _engines(args.policy, [spec.kind for spec in kinds.custom])
@@ -91,13 +91,11 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     now = datetime.now(UTC)  # one clock for the whole run (and both processes of the parallel path)
     threshold = None if args.fail_on == "never" else _severity(args.fail_on)
     color = stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
+    options = RenderOptions(color=color, fail_on=threshold)
     # The parsed manifests are hundreds of thousands of small dicts and lists without reference cycles:
     # the cyclic GC would rescan them all again and again (half the time of a 10,000-document audit).
-    # Reference counting frees them; the collector is back on before this returns.
-    options = RenderOptions(color=color, fail_on=threshold)
-    chunked = _CHUNKED.get(args.output)  # written as bytes, in pieces, each process rendering its part
-    utf8 = args.output == "json" or (getattr(stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
-    binary = getattr(stdout, "buffer", None) if chunked is not None and utf8 else None
+    # Reference counting frees them; the collector is back on before this returns (unless the process
+    # ends right after, see `main`: its first pass would walk them all again).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -105,27 +103,34 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
         result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender)
         if result is None:
             result = _audit_serial(files, stdin, engines, kinds.registry, now)
-        report: str | list[bytes]
-        if binary is not None and chunked is not None:
-            report = chunked()(result, options)
-        else:
-            report = renderer(args.output)(result, options)
+        _write_report(args.output, result, options, stdout)
     finally:
-        if gc_was_enabled and not _process_ends_after_run:  # its first pass would walk them all again
+        if gc_was_enabled and not _process_ends_after_run:
             gc.enable()
     _keep_until_exit(result)
-    if isinstance(report, list) and binary is not None:
-        stdout.flush()
-        binary.writelines(report)
-        binary.flush()
-    else:
-        stdout.write(str(report))
-        stdout.flush()
     for error in result.errors:
         print(f"readiness: {error}", file=stderr)
     if result.errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if result.fails(threshold) else EXIT_OK
+
+
+def _write_report(output: str, result: Any, options: Any, stdout: TextIO) -> None:
+    """Render and write the report. JSON, text and SARIF go to the binary stream in UTF-8 pieces, so that
+    tens of MB are never joined into one string (text only when the stream is UTF-8 anyway)."""
+    chunked = _CHUNKED.get(output)
+    binary = getattr(stdout, "buffer", None)
+    encoding = (getattr(stdout, "encoding", None) or "").lower().replace("-", "")
+    if chunked is not None and binary is not None and (output != "text" or encoding == "utf8"):
+        chunks = chunked()(result, options)
+        stdout.flush()
+        binary.writelines(chunks)
+        binary.flush()
+        return
+    from readiness.report import renderer
+
+    stdout.write(renderer(output)(result, options))
+    stdout.flush()
 
 
 def _json_chunks() -> Any:
