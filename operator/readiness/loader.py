@@ -190,6 +190,8 @@ def _parse_with_placeholders(body: str, words: Spans) -> Any:
     tokens: list[str] = []
     last = 0
     for start, end in words:
+        if start < last:  # overlapping words cannot happen (each needs its own preceding character)
+            return parse_kubernetes_yaml(body)
         pieces += (body[last:start], f"{_PLACEHOLDER_MARK}{len(tokens)}_")
         tokens.append(body[start:end])
         last = end
