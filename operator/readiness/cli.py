@@ -158,15 +158,16 @@ _CHUNKED = {"json": _json_chunks, "text": _text_chunks, "sarif": _sarif_chunks}
 def _prerender(output: str, options: Any, engines: Sequence[Any]) -> Any:
     """How each process of a parallel audit renders its workloads' part of the `output` report."""
     import functools
+    import importlib
 
-    from readiness.report import json, junit, sarif, text
-    from readiness.report.model import active_checks
     from readiness.report.parallel import Prerender
 
+    module: Any = importlib.import_module(f"readiness.report.{output}")  # the one format being written
     if output == "sarif":
-        return Prerender(output, functools.partial(sarif.entry_bytes, index=sarif.rule_index(
-            active_checks(engines))))
-    module = {"json": json, "text": text, "junit": junit}[output]
+        from readiness.report.model import active_checks
+
+        index = module.rule_index(active_checks(engines))
+        return Prerender(output, functools.partial(module.entry_bytes, index=index))
     return Prerender(output, functools.partial(module.entry_bytes, options=options))
 
 

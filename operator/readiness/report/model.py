@@ -23,6 +23,10 @@ from readiness.workload import DEFAULT_KINDS, KindRegistry, MalformedWorkload, N
 SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
 
 
+Piece = bytes | memoryview
+"""A piece of a rendered report: bytes, or a view of the shared memory a parallel audit's worker wrote."""
+
+
 @dataclass(slots=True)
 class WorkloadResult:
     """One audited workload: where it was read and every matching policy's verdict."""
@@ -32,11 +36,11 @@ class WorkloadResult:
     evaluations: list[Evaluation]
     _lines: dict[str, int] = field(default_factory=dict)
     """Container name -> line, computed once: every renderer asks for each finding's line."""
-    prerendered: tuple[str, bytes] | None = None
+    prerendered: tuple[str, Piece] | None = None
     """(format, this workload's part of that report), rendered ahead by the process that judged it (both
     processes of a parallel audit, see readiness.report.parallel); None: the renderer makes it."""
 
-    def prerendered_as(self, output: str) -> bytes | None:
+    def prerendered_as(self, output: str) -> Piece | None:
         """This workload's part of the `output` report when it was rendered ahead, else None."""
         ahead = self.prerendered
         return ahead[1] if ahead is not None and ahead[0] == output else None

@@ -6,8 +6,9 @@ documents while this process does the first. The context of a workload (PodDisru
 HorizontalPodAutoscalers, Namespace labels) may sit anywhere in the stream, so after parsing, the two
 processes exchange their few context objects, then each judges its own half. The worker sends back
 compact results (evaluations, the input errors, and for each document only its file, lines and the
-container lines the reports need), never the parsed objects; for the JSON report, its workloads' entries,
-already rendered, pass through shared memory. The halves are merged in input order, so
+container lines the reports need), never the parsed objects, then its workloads' parts of the report,
+already rendered. Both go through shared memory (the pipes carry only where), so that neither process
+waits for the other to empty a pipe. The halves are merged in input order, so
 every report is byte for byte the one of the serial path; any failure of the worker falls back to it.
 """
 
@@ -154,12 +155,13 @@ def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     result = audit(loaded.documents, engines, kinds, now, [*mine, *theirs])
     if prerender is not None:  # while the worker encodes its results
         _prerender(result.workloads, prerender)
-    (errors, documents, skipped, unmatched, findings, workloads, audit_errors, sizes,
-     in_shared) = pickle.load(inbox)
+    errors, documents, skipped, unmatched, findings, workloads, audit_errors = _receive(inbox, shared)
     decoded = _decode(findings, workloads)
-    if sizes is not None and prerender is not None:
-        entries = shared if in_shared and shared is not None else inbox.read(sum(sizes))
-        start = 0
+    if prerender is not None:
+        sizes, start = pickle.load(inbox)
+        # Shared memory is sliced without copying: the parts are only written out, never changed.
+        entries = memoryview(shared) if start >= 0 and shared is not None else inbox.read(sum(sizes))
+        start = max(start, 0)
         for workload, size in zip(decoded, sizes, strict=True):
             workload.prerendered = (prerender.output, entries[start:start + size])
             start += size
@@ -181,20 +183,50 @@ def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     outbox.flush()
     theirs = pickle.load(inbox)
     result = audit(loaded.documents, engines, kinds, now, [*theirs, *mine])
-    entries = _prerender(result.workloads, prerender) if prerender is not None else None
-    findings, workloads = _encode(result.workloads, lines=entries is None)
-    sizes = [len(entry) for entry in entries] if entries is not None else None
-    in_shared = False
-    if entries is not None and shared is not None and sum(map(len, entries)) <= len(shared):
+    # The verdicts first, so that the parent decodes them while this process renders its part of the
+    # report; then the parts and their sizes. Both go through shared memory when they fit, so that this
+    # process never waits for the parent to empty a pipe.
+    findings, workloads = _encode(result.workloads, lines=prerender is None)
+    payload = (loaded.errors, len(loaded.documents), result.skipped, result.unmatched, findings, workloads,
+               result.errors)
+    used = _send(outbox, shared, 0, payload)
+    if prerender is None:
+        return
+    entries = _prerender(result.workloads, prerender)
+    start = used if shared is not None and used + sum(map(len, entries)) <= len(shared) else -1
+    if start >= 0 and shared is not None:
+        shared.seek(start)
         for entry in entries:
             shared.write(entry)
-        in_shared = True
-    payload = (loaded.errors, len(loaded.documents), result.skipped, result.unmatched, findings, workloads,
-               result.errors, sizes, in_shared)
-    pickle.dump(payload, outbox, protocol=pickle.HIGHEST_PROTOCOL)
-    if entries is not None and not in_shared:  # raw, after the pickle: not pickled item by item
+    pickle.dump(([len(entry) for entry in entries], start), outbox, protocol=pickle.HIGHEST_PROTOCOL)
+    if start < 0:  # raw, after the pickle: not pickled item by item
         outbox.writelines(entries)
     outbox.flush()
+
+
+def _send(outbox: BinaryIO, shared: mmap.mmap | None, start: int, message: Any) -> int:
+    """Pickle `message` into shared memory at `start` and say where through the pipe, or send it through
+    the pipe when it does not fit. Returns where shared memory is free again."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    end = start + len(data)
+    if shared is not None and end <= len(shared):
+        shared[start:end] = data
+        pickle.dump((start, end), outbox, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        pickle.dump(None, outbox, protocol=pickle.HIGHEST_PROTOCOL)
+        outbox.write(data)
+        end = start
+    outbox.flush()
+    return end
+
+
+def _receive(inbox: BinaryIO, shared: mmap.mmap | None) -> Any:
+    """What `_send` sent."""
+    where = pickle.load(inbox)
+    if where is None or shared is None:
+        return pickle.load(inbox)
+    start, end = where
+    return pickle.loads(memoryview(shared)[start:end])
 
 
 def _prerender(results: Sequence[WorkloadResult], prerender: Prerender) -> list[bytes]:

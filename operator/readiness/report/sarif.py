@@ -18,7 +18,7 @@ from readiness.checks.base import Check, Severity
 from readiness.engine import Finding
 from readiness.report import RenderOptions
 from readiness.report.common import relative_uri
-from readiness.report.model import AuditResult, WorkloadResult
+from readiness.report.model import AuditResult, Piece, WorkloadResult
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 DOCS_BASE = "https://github.com/readiness-operator/readiness-operator/blob/main/docs/checks/"
@@ -46,7 +46,7 @@ _NESTING_HEAD = len(b"[\n  [\n    [\n      [\n        ")
 _NESTING_TAIL = len(b"\n      ]\n    ]\n  ]\n]")
 
 
-def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
+def render_chunks(result: AuditResult, options: RenderOptions) -> list[Piece]:
     """The log in pieces that concatenate to it: the document around the results, and each workload's
     results (rendered ahead by the process that judged it, in a parallel audit)."""
     index = rule_index(result.checks)
@@ -57,7 +57,7 @@ def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
         return [orjson.dumps(document(result, []), option=orjson.OPT_INDENT_2) + b"\n"]
     skeleton = orjson.dumps(document(result, [orjson.Fragment(_RESULTS_MARK)]), option=orjson.OPT_INDENT_2)
     head, _, tail = skeleton.partition(_RESULTS_MARK)
-    chunks = [head]
+    chunks: list[Piece] = [head]
     for number, part in enumerate(parts):
         if number:
             chunks.append(_SEPARATOR)

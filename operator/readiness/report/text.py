@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from readiness.checks.base import Severity
 from readiness.report import RenderOptions
-from readiness.report.model import AuditResult, Summary, WorkloadResult
+from readiness.report.model import AuditResult, Piece, Summary, WorkloadResult
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "ok": "32", "dim": "2", "bold": "1"}
 _MARKS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
@@ -27,10 +27,10 @@ def render(result: AuditResult, options: RenderOptions) -> str:
     return b"".join(render_chunks(result, options)).decode()
 
 
-def render_chunks(result: AuditResult, options: RenderOptions) -> list[bytes]:
+def render_chunks(result: AuditResult, options: RenderOptions) -> list[Piece]:
     """The report as UTF-8 pieces: each workload's lines (rendered ahead by the process that judged it,
     in a parallel audit), then the summary."""
-    chunks: list[bytes] = []
+    chunks: list[Piece] = []
     for workload in result.workloads:
         ahead = workload.prerendered_as(FORMAT)
         chunks += (ahead if ahead is not None else entry_bytes(workload, options), b"\n")
