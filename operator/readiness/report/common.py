@@ -1,14 +1,18 @@
-"""Pieces the renderers share: file URIs and the stable dictionary form of findings."""
+"""Pieces the renderers share: file URIs, the stable dictionary form of findings, and JSON documents
+written in pieces."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from readiness.engine import Exempted, ExpiredExemption, Finding
-from readiness.report.model import WorkloadResult
+from readiness.report.model import Piece, WorkloadResult
 
 STDIN_NAME = "-"
 
@@ -48,3 +52,54 @@ def exempted_dict(result: WorkloadResult, policy: str, exempted: Exempted) -> di
 def expired_dict(policy: str, expired: ExpiredExemption) -> dict[str, Any]:
     return {"policy": policy, "source": expired.source, "checks": list(expired.checks),
             "reason": expired.reason, "expiredAt": expired.expired_at.isoformat()}
+
+
+# -- JSON documents in pieces ------------------------------------------------------------------------------
+# A large report (30 MB for 10,000 workloads) is written as the document around one list plus that list's
+# items, each rendered on its own (in the process that judged its workload, in a parallel audit) exactly
+# as orjson's OPT_INDENT_2 writes it in place: the pieces concatenate to the whole document.
+
+
+@lru_cache(maxsize=8)
+def _nesting(depth: int) -> tuple[int, int]:
+    """How many bytes `items_at_depth` cuts from the front and the back of its wrapped rendering."""
+    head, tail = orjson.dumps(_wrapped([0], depth - 1), option=orjson.OPT_INDENT_2).split(b"0")
+    return len(head), len(tail)
+
+
+def _wrapped(value: Any, times: int) -> Any:
+    for _ in range(times):
+        value = [value]
+    return value
+
+
+def items_at_depth(items: list[Any], depth: int) -> bytes:
+    """`items` as they sit in a list whose items are `depth` levels deep in a document (b"" for none),
+    separated as orjson separates them: rendered inside `depth - 1` more lists, which orjson indents
+    itself, then cut out."""
+    if not items:
+        return b""
+    head, tail = _nesting(depth)
+    return orjson.dumps(_wrapped(items, depth - 1), option=orjson.OPT_INDENT_2)[head:-tail]
+
+
+_MARK = b"\x00"
+"""Stands for a list's items in a rendered skeleton: orjson escapes every NUL inside a string, so a raw
+one is found only where this fragment put it."""
+PLACEHOLDER = orjson.Fragment(_MARK)
+"""The one item of the list that `spliced` fills."""
+
+
+def spliced(skeleton: bytes, parts: Iterable[Piece], depth: int) -> list[Piece]:
+    """`skeleton` (a document whose list holds only PLACEHOLDER) in pieces, with the list's items from
+    `parts` (each one's `items_at_depth`, empty ones skipped) in its place."""
+    head, _, tail = skeleton.partition(_MARK)
+    separator = b",\n" + b"  " * depth
+    pieces: list[Piece] = [head]
+    for part in parts:
+        if part:
+            if len(pieces) > 1:
+                pieces.append(separator)
+            pieces.append(part)
+    pieces.append(tail)
+    return pieces

@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 
 from readiness.report import RenderOptions
-from readiness.report.common import exempted_dict, expired_dict, finding_dict
+from readiness.report.common import (
+    PLACEHOLDER,
+    exempted_dict,
+    expired_dict,
+    finding_dict,
+    items_at_depth,
+    spliced,
+)
 from readiness.report.model import AuditResult, Piece, WorkloadResult
 
 SCHEMA_VERSION = "readiness.dev/audit/v1"
@@ -40,16 +47,14 @@ def _workload(result: WorkloadResult) -> Any:
     return orjson.Fragment(bytes(ahead)) if ahead is not None else entry(result)
 
 
+ENTRY_DEPTH = 2
+"""A workload entry's depth in the document (`{"workloads": [entry]}`)."""
+
 
 def entry_bytes(result: WorkloadResult, options: RenderOptions | None = None) -> bytes:
     """One workload's entry, rendered as `render_bytes` would render it in place: made by the process
-    that judged the workload (readiness.report.parallel), then spliced in verbatim. Rendered inside two
-    lists, so that orjson indents it for depth 2 itself (a third faster than re-indenting afterwards)."""
-    return orjson.dumps([[entry(result)]], option=orjson.OPT_INDENT_2)[_NESTING_HEAD:-_NESTING_TAIL]
-
-
-_NESTING_HEAD = len(b"[\n  [\n    ")
-_NESTING_TAIL = len(b"\n  ]\n]")
+    that judged the workload (readiness.report.parallel), then spliced in verbatim."""
+    return items_at_depth([entry(result)], ENTRY_DEPTH)
 
 
 def entry(result: WorkloadResult) -> dict[str, Any]:
@@ -78,9 +83,6 @@ def render_bytes(result: AuditResult, options: RenderOptions) -> bytes:
     return b"".join(render_chunks(result, options))
 
 
-_WORKLOADS_MARK = b"\x00"
-"""Stands for the workload entries in the rendered skeleton: orjson escapes every NUL inside a string, so
-a raw one is found only where this fragment put it."""
 _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 
 
@@ -90,17 +92,7 @@ def render_chunks(result: AuditResult, options: RenderOptions) -> list[Piece]:
     never copied into one buffer (growing it cost 20 ms of a 10,000-workload audit's 0.9 s)."""
     if not result.workloads:
         return [orjson.dumps(document(result), option=_OPTIONS)]
-    skeleton = document(result, workloads=[orjson.Fragment(_WORKLOADS_MARK)])
-    head, _, tail = orjson.dumps(skeleton, option=_OPTIONS).partition(_WORKLOADS_MARK)
-    chunks: list[Piece] = [head]
-    for index, workload in enumerate(result.workloads):
-        if index:
-            chunks.append(_SEPARATOR)
-        ahead = workload.prerendered_as(FORMAT)
-        chunks.append(ahead if ahead is not None else entry_bytes(workload))
-    chunks.append(tail)
-    return chunks
-
-
-_SEPARATOR = b",\n    "
-"""Between two entries: a workload entry sits at depth 2 of the document (`{"workloads": [entry]}`)."""
+    skeleton = orjson.dumps(document(result, workloads=[PLACEHOLDER]), option=_OPTIONS)
+    entries = (ahead if (ahead := w.prerendered_as(FORMAT)) is not None else entry_bytes(w)
+               for w in result.workloads)
+    return spliced(skeleton, entries, ENTRY_DEPTH)

@@ -17,7 +17,7 @@ from readiness import __version__
 from readiness.checks.base import Check, Severity
 from readiness.engine import Finding
 from readiness.report import RenderOptions
-from readiness.report.common import relative_uri
+from readiness.report.common import PLACEHOLDER, items_at_depth, relative_uri, spliced
 from readiness.report.model import AuditResult, Piece, WorkloadResult
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -38,12 +38,8 @@ def rule_index(checks: list[Check[Any]]) -> dict[str, int]:
     return {check.id: i for i, check in enumerate(checks)}
 
 
-_RESULTS_MARK = b"\x00"
-"""Stands for the results in the rendered skeleton: orjson escapes every NUL inside a string."""
-_SEPARATOR = b",\n        "
-"""Between two results, which sit at depth 4 (`{"runs": [{"results": [result]}]}`)."""
-_NESTING_HEAD = len(b"[\n  [\n    [\n      [\n        ")
-_NESTING_TAIL = len(b"\n      ]\n    ]\n  ]\n]")
+RESULT_DEPTH = 4
+"""A result's depth in the log (`{"runs": [{"results": [result]}]}`)."""
 
 
 def render_chunks(result: AuditResult, options: RenderOptions) -> list[Piece]:
@@ -52,27 +48,15 @@ def render_chunks(result: AuditResult, options: RenderOptions) -> list[Piece]:
     index = rule_index(result.checks)
     parts = [ahead if (ahead := workload.prerendered_as(FORMAT)) is not None else entry_bytes(workload, index)
              for workload in result.workloads]
-    parts = [part for part in parts if part]
-    if not parts:
+    if not any(parts):
         return [orjson.dumps(document(result, []), option=orjson.OPT_INDENT_2) + b"\n"]
-    skeleton = orjson.dumps(document(result, [orjson.Fragment(_RESULTS_MARK)]), option=orjson.OPT_INDENT_2)
-    head, _, tail = skeleton.partition(_RESULTS_MARK)
-    chunks: list[Piece] = [head]
-    for number, part in enumerate(parts):
-        if number:
-            chunks.append(_SEPARATOR)
-        chunks.append(part)
-    chunks.append(tail + b"\n")
-    return chunks
+    skeleton = orjson.dumps(document(result, [PLACEHOLDER]), option=orjson.OPT_INDENT_2) + b"\n"
+    return spliced(skeleton, parts, RESULT_DEPTH)
 
 
 def entry_bytes(workload: WorkloadResult, index: dict[str, int]) -> bytes:
-    """One workload's results, rendered as they sit in the log (b"" when it has none). Rendered inside
-    three lists, so that orjson indents them for depth 4 itself."""
-    results = _results(workload, index)
-    if not results:
-        return b""
-    return orjson.dumps([[[results]]], option=orjson.OPT_INDENT_2)[_NESTING_HEAD:-_NESTING_TAIL]
+    """One workload's results, rendered as they sit in the log (b"" when it has none)."""
+    return items_at_depth(_results(workload, index), RESULT_DEPTH)
 
 
 def _results(workload: WorkloadResult, index: dict[str, int]) -> list[dict[str, Any]]:
