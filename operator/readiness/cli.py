@@ -118,11 +118,10 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
 def _write_report(output: str, result: Any, options: Any, stdout: TextIO) -> None:
     """Render and write the report. JSON, text and SARIF go to the binary stream in UTF-8 pieces, so that
     tens of MB are never joined into one string (text only when the stream is UTF-8 anyway)."""
-    chunked = _CHUNKED.get(output)
     binary = getattr(stdout, "buffer", None)
     encoding = (getattr(stdout, "encoding", None) or "").lower().replace("-", "")
-    if chunked is not None and binary is not None and (output != "text" or encoding == "utf8"):
-        chunks = chunked()(result, options)
+    if output in _CHUNKED and binary is not None and (output != "text" or encoding == "utf8"):
+        chunks = _report_module(output).render_chunks(result, options)
         stdout.flush()
         binary.writelines(chunks)
         binary.flush()
@@ -133,36 +132,24 @@ def _write_report(output: str, result: Any, options: Any, stdout: TextIO) -> Non
     stdout.flush()
 
 
-def _json_chunks() -> Any:
-    from readiness.report.json import render_chunks
-
-    return render_chunks
+_CHUNKED = frozenset({"json", "text", "sarif"})
+"""Formats whose renderers write pieces of bytes (`render_chunks`: tens of MB never joined into one)."""
 
 
-def _text_chunks() -> Any:
-    from readiness.report.text import render_chunks
+def _report_module(output: str) -> Any:
+    """The module of one report format (imported only for the format being written)."""
+    import importlib
 
-    return render_chunks
-
-
-def _sarif_chunks() -> Any:
-    from readiness.report.sarif import render_chunks
-
-    return render_chunks
-
-
-_CHUNKED = {"json": _json_chunks, "text": _text_chunks, "sarif": _sarif_chunks}
-"""Formats whose renderers write pieces of bytes (tens of MB are never joined into one buffer)."""
+    return importlib.import_module(f"readiness.report.{output}")
 
 
 def _prerender(output: str, options: Any, engines: Sequence[Any]) -> Any:
     """How each process of a parallel audit renders its workloads' part of the `output` report."""
     import functools
-    import importlib
 
     from readiness.report.parallel import Prerender
 
-    module: Any = importlib.import_module(f"readiness.report.{output}")  # the one format being written
+    module = _report_module(output)
     if output == "sarif":
         from readiness.report.model import active_checks
 
