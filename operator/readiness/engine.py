@@ -16,7 +16,7 @@ from readiness.checks.base import Category, Check, CheckParams, Severity
 from readiness.context import AuditContext
 from readiness.records import record
 from readiness.selectors import GlobSet, LabelMatcher, compile_selector
-from readiness.workload import ContainerRole, Workload, WorkloadClass, WorkloadRef
+from readiness.workload import BUILTIN_KINDS, ContainerRole, Workload, WorkloadClass, WorkloadRef
 
 if TYPE_CHECKING:  # the policy models (pydantic) load only where a policy is validated
     from readiness.policy import Exemption, ReadinessPolicy
@@ -247,7 +247,7 @@ class Engine:
         of a small `readiness audit`. `policy` builds the object when something asks for it. A test checks
         that both ways compile the same engine."""
         engine = cls.__new__(cls)
-        kinds = [*DEFAULT_POLICY_KINDS, *(k for k in extra_kinds if k not in DEFAULT_POLICY_KINDS)]
+        kinds = _builtin_policy_kinds(extra_kinds)
         engine._policy = None
         engine._builtin_kinds = tuple(kinds)
         engine._compile(BUILTIN_POLICY_NAME, None, False, True, False, _Match((), (), kinds, None, None), ())
@@ -492,21 +492,22 @@ def annotation_exemption(
     return _Exemptor("annotation", covers, reason, until)
 
 
-DEFAULT_POLICY_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod",
-                        "Rollout")
-
-
 BUILTIN_POLICY_NAME = "default"
+
+
+def _builtin_policy_kinds(extra_kinds: Iterable[str]) -> list[str]:
+    """The kinds the built-in policy judges: every built-in workload kind, then `extra_kinds`."""
+    kinds = [spec.kind for spec in BUILTIN_KINDS]
+    return kinds + [kind for kind in extra_kinds if kind not in kinds]
 
 
 def default_policy_document(extra_kinds: Iterable[str] = ()) -> dict[str, Any]:
     """The built-in policy as a user would write it."""
     from readiness.policy import API_GROUP, API_VERSION, KIND
 
-    kinds = [*DEFAULT_POLICY_KINDS, *(k for k in extra_kinds if k not in DEFAULT_POLICY_KINDS)]
     return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND,
             "metadata": {"name": BUILTIN_POLICY_NAME},
-            "spec": {"match": {"kinds": kinds, "excludeNamespaces": []}}}
+            "spec": {"match": {"kinds": _builtin_policy_kinds(extra_kinds), "excludeNamespaces": []}}}
 
 
 def default_policy(extra_kinds: Iterable[str] = ()) -> ReadinessPolicy:
@@ -516,8 +517,7 @@ def default_policy(extra_kinds: Iterable[str] = ()) -> ReadinessPolicy:
     from readiness.modelkit import trusted
     from readiness.policy import Match, Metadata, ReadinessPolicy, ReadinessPolicySpec
 
-    kinds = default_policy_document(extra_kinds)["spec"]["match"]["kinds"]
-    match = trusted(Match, kinds=kinds, exclude_namespaces=[])
+    match = trusted(Match, kinds=_builtin_policy_kinds(extra_kinds), exclude_namespaces=[])
     return trusted(ReadinessPolicy, metadata=trusted(Metadata, name=BUILTIN_POLICY_NAME),
                    spec=trusted(ReadinessPolicySpec, match=match))
 
