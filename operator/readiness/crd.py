@@ -34,6 +34,7 @@ from readiness.policy import (
     ReadinessPolicy,
     ReadinessPolicySpec,
     ReadinessPolicyStatus,
+    fields_of,
 )
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{PLURAL}.yaml"
@@ -125,12 +126,7 @@ def _describe_properties(model: type, json_schema: JsonSchemaValue) -> None:
     """Each property's description from its field's docstring, where `Field` gave none (readiness.modelkit:
     our models do not read their docstrings at import)."""
     properties = json_schema.get("properties", {})
-    fields: list[tuple[str, str]] = []
-    if issubclass(model, BaseModel):
-        fields = [(name, field.alias or name) for name, field in model.model_fields.items()]
-    elif issubclass(model, CheckParams):
-        fields = [(f.name, camel(f.name)) for f in param_fields(model)]
-    for name, key in fields:
+    for name, key, _annotation in fields_of(model):
         node = properties.get(key)
         if node is not None and "description" not in node:
             text = docstring(model, name)

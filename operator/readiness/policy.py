@@ -498,12 +498,12 @@ def _field_hint(loc: tuple[int | str, ...]) -> str:
         model = _child_model(model, part) if model is not None else None
     if model is None:
         return ""
-    names = [alias for _name, alias, _annotation in _fields(model)]
+    names = [alias for _name, alias, _annotation in fields_of(model)]
     close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _fields(model: type) -> list[tuple[str, str, Any]]:
+def fields_of(model: type) -> list[tuple[str, str, Any]]:
     """(name, name in YAML, annotation) of a pydantic model's fields or a check's parameters."""
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [(name, field.alias or name, field.annotation) for name, field in model.model_fields.items()]
@@ -516,7 +516,7 @@ def _fields(model: type) -> list[tuple[str, str, Any]]:
 def _child_model(model: type, part: int | str) -> type | None:
     if isinstance(part, int):  # list item: the model was already unwrapped from list[...]
         return model
-    for name, alias, annotation in _fields(model):
+    for name, alias, annotation in fields_of(model):
         if part in (name, alias):
             return _model_in(annotation)
     return None
