@@ -28,8 +28,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def trusted(model: type[M], **values: Any) -> M:
-    """`model(**values)` without validation, for values this code base wrote (the built-in policy, the
-    catalog's default parameters). Fields left out take their defaults; a default made by a model class
+    """`model(**values)` without validation, for values this code base wrote (the built-in policy).
+    Fields left out take their defaults; a default made by a model class
     (`Field(default_factory=Match)`) is made by `trusted()` too, so that it builds no validator either.
     Tests check that the result equals the validated one."""
     for name, field in model.model_fields.items():
