@@ -15,12 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Mapping
 
 PRIORITY_FROM_ENV = "READINESS_PRIORITY_FROM"
 """Names the variable holding this replica's identity: `POD_UID` (recommended) or `POD_NAME`."""
 IDENTITY_VARIABLES = ("POD_UID", "POD_NAME")
 PRIORITY_BITS = 32
+
+
+def identity_from_environ(environ: Mapping[str, str] | None = None) -> str:
+    """This replica's peering identity: ``$POD_NAME``, else ``hostname/pid`` (unique on one machine).
+
+    Kopf's default calls ``getpass.getuser()``, which raises KeyError when the process's uid has no
+    passwd entry (an image run as ``runAsUser: 65532``, or any uid OpenShift picks): never rely on it.
+    """
+    environ = os.environ if environ is None else environ
+    pod = environ.get("POD_NAME", "").strip()
+    return pod or f"{socket.gethostname()}/{os.getpid()}"
 
 
 def priority_of(identity: str) -> int:

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf.run()'s type, not re-exported
 
 from readiness.controller import client
 from readiness.controller.auditor import Auditor, AuditQueue
@@ -142,4 +143,5 @@ def run(ours: OperatorSettings) -> None:
     """Run until SIGINT/SIGTERM, cluster-wide."""
     registry, settings, _runtime = build(ours)
     kopf.run(registry=registry, settings=settings, clusterwide=True, standalone=ours.standalone,
-             priority=ours.priority, peering_name=ours.peering, liveness_endpoint=ours.liveness)
+             priority=ours.priority, peering_name=ours.peering, liveness_endpoint=ours.liveness,
+             identity=Identity(ours.identity) if ours.identity else None)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from readiness.peering import priority_from_environ
+from readiness.peering import identity_from_environ, priority_from_environ
 
 ENV_PREFIX = "READINESS_"
 
@@ -35,6 +35,10 @@ class OperatorSettings:
     replicas with equal priority all pause."""
     priority: int = 0
     """Peering priority of this replica; only the highest-priority replica handles events."""
+    identity: str = ""
+    """This replica's name in the peering object. Empty: ``$POD_NAME`` (the chart sets it from the
+    downward API), else ``hostname/pid``. Never the user name: Kopf's own fallback, ``getpass.getuser()``,
+    crashes under a uid without a passwd entry, as in any image run with an arbitrary ``runAsUser``."""
     liveness: str | None = None
     """Kopf liveness endpoint URL (`http://0.0.0.0:8081/healthz`); None disables it."""
     kubeconfig: str | None = None
@@ -212,6 +216,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--peering", metavar="NAME", help=docs["peering"])
     mode.add_argument("--standalone", action="store_true", default=None, help=docs["standalone"])
     parser.add_argument("--priority", type=int, help=docs["priority"])
+    parser.add_argument("--identity", help=docs["identity"])
     parser.add_argument("--liveness", metavar="URL", help=docs["liveness"])
     parser.add_argument("--kubeconfig", help=docs["kubeconfig"])
     parser.add_argument("--kinds", type=_parse_list, help=docs["kinds"])
@@ -243,6 +248,8 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     # Deployment replicas have no ordinal: derive a distinct peering priority from the pod's identity
     # (READINESS_PRIORITY_FROM=POD_UID), unless --priority / READINESS_PRIORITY says otherwise.
     values.setdefault("priority", priority_from_environ(environ) or 0)
+    if not values.get("identity"):
+        values["identity"] = identity_from_environ(environ)
     if values.get("peering"):
         values["standalone"] = False
     settings = OperatorSettings(**values)

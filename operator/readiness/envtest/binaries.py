@@ -84,6 +84,18 @@ KUBECTL = GoTool(
     "kubectl", KUBERNETES_VERSION, "kubernetes", "k8s.io/kubernetes/cmd/kubectl", "TEST_ASSET_KUBECTL",
     _kubernetes_ldflags(),
 )
+KUBELET = GoTool(
+    "kubelet", KUBERNETES_VERSION, "kubernetes", "k8s.io/kubernetes/cmd/kubelet", "TEST_ASSET_KUBELET",
+    _kubernetes_ldflags(),
+)
+KUBE_SCHEDULER = GoTool(
+    "kube-scheduler", KUBERNETES_VERSION, "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler",
+    "TEST_ASSET_KUBE_SCHEDULER", _kubernetes_ldflags(),
+)
+KUBE_PROXY = GoTool(
+    "kube-proxy", KUBERNETES_VERSION, "kubernetes", "k8s.io/kubernetes/cmd/kube-proxy",
+    "TEST_ASSET_KUBE_PROXY", _kubernetes_ldflags(),
+)
 ETCD = GoTool("etcd", ETCD_VERSION, "etcd", ".", "TEST_ASSET_ETCD")
 HELM = GoTool(
     "helm", HELM_VERSION, "helm", "helm.sh/helm/v3/cmd/helm", "TEST_ASSET_HELM",
@@ -92,7 +104,9 @@ HELM = GoTool(
 )
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL)
 """What ControlPlane runs; helm is only for the chart tests and the demo."""
-ALL_TOOLS = (*CONTROL_PLANE_TOOLS, HELM)
+NODE_TOOLS = (KUBE_SCHEDULER, KUBELET, KUBE_PROXY)
+"""What a node adds to the control plane (``python -m readiness.envtest node up``)."""
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, *NODE_TOOLS, HELM)
 
 
 def cache_dir() -> Path:

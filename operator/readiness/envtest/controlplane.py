@@ -78,14 +78,14 @@ def _with_no_proxy(env: dict[str, str]) -> dict[str, str]:
 class _Pki:
     """The throwaway CAs and key files of one control plane, written under ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, dns_names: Sequence[str] = (), ips: Sequence[str] = ()) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.server_ca = CertificateAuthority("readiness-envtest-server-ca")
         self.client_ca = CertificateAuthority("readiness-envtest-client-ca")
         self.ca_cert, _ = self.server_ca.pair.write(directory, "server-ca")
         self.client_ca_cert, _ = self.client_ca.pair.write(directory, "client-ca")
-        serving = self.server_ca.issue_server("kube-apiserver", ("localhost",), (LOOPBACK,))
+        serving = self.server_ca.issue_server("kube-apiserver", ("localhost", *dns_names), (LOOPBACK, *ips))
         self.serving_cert, self.serving_key = serving.write(directory, "apiserver")
         private, public = service_account_key()
         self.sa_private, self.sa_public = directory / "sa.key", directory / "sa.pub"
@@ -186,7 +186,7 @@ class ControlPlane:
     def _start_local(self) -> None:
         paths = {tool.name: binaries.locate(tool) for tool in binaries.CONTROL_PLANE_TOOLS}
         self._kubectl_path = paths["kubectl"]
-        self._pki = _Pki(self.run_dir / "pki")
+        self._pki = self._make_pki()
         began = time.monotonic()
         etcd_url = self._start_etcd(paths["etcd"])
         self._phase("etcd", began)
@@ -198,18 +198,38 @@ class ControlPlane:
             self._start_controller_manager(paths["kube-controller-manager"])
             self._phase("kube-controller-manager", began)
 
+    def _make_pki(self) -> _Pki:
+        return _Pki(self.run_dir / "pki")
+
     def _phase(self, name: str, began: float) -> None:
         self.startup_seconds[name] = time.monotonic() - began
 
     # -- processes -------------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> processes.Child:
+        argv = [*self._command_prefix(name), *argv]
         child = processes.Child(name, argv, self.run_dir / f"{name}.log", env or dict(os.environ))
         self._children[name] = child
         return child
 
+    def _command_prefix(self, name: str) -> list[str]:
+        """What runs component ``name`` (e.g. ``nsenter`` into a node's namespaces); nothing here."""
+        return []
+
+    def _expose(self, port: int) -> None:
+        """Make ``LOOPBACK:port`` of a component reachable from here (a node forwards it); nothing here."""
+
+    def _apiserver_mode_flags(self) -> list[str]:
+        """Flags a subclass adds before the user's ``apiserver_flags`` (a node needs other ones)."""
+        return []
+
+    def _controller_manager_mode_flags(self) -> list[str]:
+        return []
+
     def _start_etcd(self, etcd: Path) -> str:
-        client_url, peer_url = f"http://{LOOPBACK}:{free_port()}", f"http://{LOOPBACK}:{free_port()}"
+        client_port = free_port()
+        self._expose(client_port)
+        client_url, peer_url = f"http://{LOOPBACK}:{client_port}", f"http://{LOOPBACK}:{free_port()}"
         self._spawn("etcd", [
             str(etcd), "--name=envtest", f"--data-dir={self.run_dir / 'etcd-data'}",
             f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}",
@@ -223,8 +243,9 @@ class ControlPlane:
     def _start_apiserver(self, apiserver: Path, etcd_url: str) -> None:
         pki = self._require_pki()
         self._apiserver_port = free_port()
-        self._spawn("kube-apiserver", [
-            str(apiserver), f"--etcd-servers={etcd_url}",
+        self._expose(self._apiserver_port)
+        self._spawn("kube-apiserver", [str(apiserver), *overridden([
+            f"--etcd-servers={etcd_url}",
             f"--advertise-address={LOOPBACK}", f"--bind-address={LOOPBACK}",
             # The `kubernetes` Service's endpoints may not be loopback, and nothing could reach them.
             "--endpoint-reconciler-type=none",
@@ -239,8 +260,8 @@ class ControlPlane:
             # Pods may be created before the namespace's default ServiceAccount exists (as in envtest).
             # TokenRequest does not depend on this admission plugin.
             "--disable-admission-plugins=ServiceAccount",
-            *self.settings.apiserver_flags,
-        ], env=_with_no_proxy(dict(os.environ)))
+        ], self._apiserver_mode_flags()), *self.settings.apiserver_flags],
+            env=_with_no_proxy(dict(os.environ)))
         self._wait("kube-apiserver", lambda: self._api_status("/readyz") == 200)
 
     def _start_controller_manager(self, controller_manager: Path) -> None:
@@ -250,33 +271,34 @@ class ControlPlane:
             self.run_dir / "kube-controller-manager.kubeconfig", "system:kube-controller-manager",
             [MASTERS_GROUP],
         )
-        self._spawn("kube-controller-manager", [
-            str(controller_manager), f"--kubeconfig={kubeconfig}",
+        self._spawn("kube-controller-manager", [str(controller_manager), *overridden([
+            f"--kubeconfig={kubeconfig}",
             f"--controllers={','.join(self.settings.controllers)}",
             "--leader-elect=false", "--use-service-account-credentials=false", "--secure-port=0",
-            *self.settings.controller_manager_flags,
-        ])
+        ], self._controller_manager_mode_flags()), *self.settings.controller_manager_flags])
         if self.settings.wait_for_controller_manager:
             self._wait("kube-controller-manager", self._controllers_working)
 
     def _controllers_working(self) -> bool:
         """Whether each enabled controller with a visible effect at startup has had it."""
         for controller, (path, field) in _CONTROLLER_PROOFS.items():
-            if controller in self.settings.controllers and not self._api_get(path).get(field):
+            enabled = controller in self.settings.controllers or "*" in self.settings.controllers
+            if enabled and not self._api_get(path).get(field):
                 return False
         return True
 
-    def _wait(self, name: str, ready: Callable[[], bool]) -> None:
+    def _wait(self, name: str, ready: Callable[[], bool], timeout: float | None = None) -> None:
         """Poll ``ready()`` until true; fail fast with the log tail if ``name`` exits meanwhile."""
         child = self._children[name]
-        deadline = time.monotonic() + self.settings.start_timeout
+        timeout = self.settings.start_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while not ready():
             code = child.exited()
             if code is not None:
                 raise ControlPlaneError(f"{name} exited with code {code}:\n{self._tail(child, 40)}")
             if time.monotonic() > deadline:
                 raise ControlPlaneError(
-                    f"{name} not ready after {self.settings.start_timeout:.0f}s:\n{self._tail(child, 40)}"
+                    f"{name} not ready after {timeout:.0f}s:\n{self._tail(child, 40)}"
                 )
             time.sleep(0.05)
 
@@ -388,6 +410,13 @@ class ControlPlane:
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, command, result.stdout, result.stderr)
         return result
+
+
+def overridden(flags: list[str], overrides: list[str]) -> list[str]:
+    """``flags`` with each ``--name=value`` of ``overrides`` replacing the same ``--name`` (list-valued flags
+    such as ``--authorization-mode`` append when repeated, so appending is not overriding)."""
+    names = {flag.split("=", 1)[0] for flag in overrides}
+    return [flag for flag in flags if flag.split("=", 1)[0] not in names] + overrides
 
 
 def _http_get(base_url: str, path: str) -> tuple[int | None, bytes]:
