@@ -44,7 +44,8 @@ def _node_up(args: argparse.Namespace) -> int:
     from readiness.envtest.images import ensure_images
     from readiness.envtest.node import NodeCluster, NodeSettings
 
-    archives = tuple(image.archive for image in ensure_images(progress=sys.stderr).values())
+    built = ensure_images(progress=sys.stderr)  # the python base is only a build input: not imported
+    archives = tuple(image.archive for name, image in built.items() if name != "python-base")
     settings = replace(ControlPlaneSettings.from_env(), run_dir=args.dir, keep_run_dir=args.dir is not None)
     return _serve(NodeCluster(settings, NodeSettings(image_archives=archives)))
 

@@ -262,6 +262,21 @@ class NodeCluster(ControlPlane):
     def _import_images(self) -> None:
         for archive in self.node.image_archives:
             self.load_image(archive)
+        self._add_digest_references()
+
+    def _add_digest_references(self) -> None:
+        """Give each imported ``repo:tag`` its ``repo@sha256:...`` name too, as a registry pull would, so
+        pods can pin images by digest (the strict policy's ``image-digest-missing``)."""
+        listed = self._ctr("images", "ls", "--quiet").stdout.split()
+        for ref in listed:
+            if ref.startswith("sha256:") or "@" in ref:
+                continue
+            info = self._ctr("images", "ls", f"name=={ref}").stdout.splitlines()[1:]
+            fields = info[0].split() if info else []
+            digest = next((field for field in fields if field.startswith("sha256:")), "")
+            target = f"{ref.rsplit(':', 1)[0]}@{digest}"
+            if digest and target not in listed:
+                self._ctr("images", "tag", ref, target)
 
     def load_image(self, archive: Path) -> None:
         """Import a docker-archive tarball into the node's containerd (``k8s.io`` namespace)."""
@@ -273,6 +288,17 @@ class NodeCluster(ControlPlane):
         node = self._api_get(f"/api/v1/nodes/{self.node.name}")
         conditions = node.get("status", {}).get("conditions") or []
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    def image_digest(self, ref: str) -> str | None:
+        """``sha256:...`` of an image the node reports (``status.images``), for pinning it by digest."""
+        repository = ref.rsplit(":", 1)[0]
+        for image in self._api_get(f"/api/v1/nodes/{self.node.name}").get("status", {}).get("images", []):
+            names = image.get("names") or []
+            if ref in names or f"docker.io/{ref}" in names:
+                for name in names:
+                    if name.startswith(f"{repository}@sha256:"):
+                        return str(name.split("@", 1)[1])
+        return None
 
     def in_node(self, *argv: str, timeout: float = 60) -> str:
         """Run a command inside the node's network and mount namespaces (``crictl``-like debugging)."""
@@ -407,6 +433,9 @@ def _namespace_setup_script(node: NodeSettings, node_dir: Path) -> str:
         "ip link add cni0 type bridge",
         f"ip addr add {node.node_ip}/{prefix} dev cni0",
         "ip link set cni0 up",
+        # No default route in here: ClusterIPs need a route for the API server's own connections
+        # (webhooks through their Service), which kube-proxy's OUTPUT rules then DNAT to a pod.
+        f"ip route add {node.service_cidr} dev cni0",
     ]
     for top in ("var", "run"):
         upper, work = node_dir / "overlay" / top / "upper", node_dir / "overlay" / top / "work"

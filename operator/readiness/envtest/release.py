@@ -32,6 +32,8 @@ class Release:
     cluster: ControlPlane
     image: str
     """``repository:tag`` of the operator image the release runs."""
+    digest: str = ""
+    """``sha256:...`` of that image: the chart then pins it by digest (as the strict policy asks)."""
     name: str = RELEASE
     namespace: str = NAMESPACE
     sets: tuple[str, ...] = field(default=())
@@ -55,6 +57,7 @@ class Release:
         wait_established(kubectl, "readinesspolicies.readiness.dev")
         repository, tag = self.image.rsplit(":", 1)
         values = [f"image.repository={repository}", f"image.tag={tag}", "image.pullPolicy=Never",
+                  *([f"image.digest={self.digest}"] if self.digest else []),
                   "webhook.tls.mode=helm", *self.sets, *more_sets]
         began = time.monotonic()
         self.helm("upgrade", "--install", self.name, str(CHART), "--namespace", self.namespace,

@@ -1,0 +1,113 @@
+"""The node end-to-end suite: a real one-node cluster, the operator installed from its chart as pods.
+
+- `node_cluster` (session): `NodeCluster` (control plane, containerd, kubelet, kube-proxy) with the images
+  built from this repository imported; with ``--use-existing-cluster`` the current KUBECONFIG's cluster
+  (e.g. kind after ``make kind-deploy``), whose nodes must already hold the images.
+- `release` (session): the chart installed by ``helm upgrade --install`` (2 replicas, helm-mode webhook
+  certificates), rolled out and Ready.
+- `workload_image`: the small test image (busybox httpd on :8080, ``/healthz``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from readiness.envtest import ControlPlaneSettings, Kubectl
+from readiness.envtest.images import ImageArchive, ensure_images
+from readiness.envtest.node import NodeCluster, NodeSettings
+from readiness.envtest.release import Release
+
+_CLUSTER = pytest.StashKey[NodeCluster]()
+
+
+@pytest.fixture(scope="session")
+def images(pytestconfig: pytest.Config) -> dict[str, ImageArchive]:
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # a cold build shows its progress
+        return ensure_images(progress=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def node_cluster(pytestconfig: pytest.Config, images: dict[str, ImageArchive]) -> Iterator[NodeCluster]:
+    existing = bool(pytestconfig.getoption("use_existing_cluster"))
+    settings = ControlPlaneSettings.from_env(use_existing_cluster=existing) if existing else None
+    archives = () if existing else tuple(
+        image.archive for name, image in images.items() if name != "python-base")  # only a build input
+    cluster = NodeCluster(settings, NodeSettings(image_archives=archives))
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        cluster.start()
+    pytestconfig.stash[_CLUSTER] = cluster
+    try:
+        yield cluster
+    finally:
+        del pytestconfig.stash[_CLUSTER]
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def release(node_cluster: NodeCluster, images: dict[str, ImageArchive]) -> Release:
+    ref = images["operator"].ref
+    digest = "" if node_cluster.settings.use_existing_cluster else node_cluster.image_digest(ref) or ""
+    installed = Release(node_cluster, ref, digest=digest)
+    seconds = installed.install()
+    print(f"\noperator rollout (helm upgrade --install --wait): {seconds:.1f}s", file=sys.stderr)
+    return installed
+
+
+@pytest.fixture
+def node_kubectl(node_cluster: NodeCluster) -> Kubectl:
+    return node_cluster.kubectl
+
+
+@pytest.fixture
+def workload_image(images: dict[str, ImageArchive]) -> str:
+    return images["workload"].ref
+
+
+@pytest.fixture
+def node_namespace(node_kubectl: Kubectl) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    node_kubectl("create", "namespace", name)
+    yield name
+    node_kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+def get_json(kubectl: Kubectl, *args: str) -> Any:
+    return json.loads(kubectl("get", *args, "-o", "json").stdout)
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, message: str = "condition", interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as error:  # not there yet
+            last = error
+        time.sleep(interval)
+    detail = f" ({last})" if last else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    cluster = item.config.stash.get(_CLUSTER, None)
+    if report.failed and cluster is not None and cluster.pids:
+        report.sections.append(("node logs (tail)", cluster.dump_logs(tail=60)))
+        pods = cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+        events = cluster.kubectl("get", "events", "-A", "--sort-by=.lastTimestamp", check=False).stdout
+        report.sections.append(("pods and events", pods + "\n" + "\n".join(events.splitlines()[-40:])))
+    return report
