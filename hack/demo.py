@@ -1,13 +1,17 @@
-"""The README's demo: the whole user story on a local control plane.
+"""The README's demo: the whole user story on a real one-node cluster, the operator installed by Helm.
 
-1. starts a real control plane (etcd, kube-apiserver, kube-controller-manager) on 127.0.0.1;
-2. installs the ReadinessPolicy CRD (plus the PrometheusRule and PolicyReport CRDs, as a cluster with
+1. starts a one-node cluster from local processes (etcd, kube-apiserver, kube-controller-manager,
+   kube-scheduler, containerd, kubelet, kube-proxy) in its own network namespace, with the images built
+   from this repository loaded (there is no registry: the example workloads' images are the small test
+   image under their names, so their pods really run);
+2. installs the CRDs (plus the PrometheusRule, PolicyReport and Rollout CRDs, as a cluster with
    kube-prometheus-stack and Policy Reporter would have them);
-3. starts the operator, with its admission webhook, as a separate process;
-4. applies the example policies and the non-compliant example workloads, and prints what a user sees:
-   `kubectl get readinesspolicies`, the offenders found by label, their annotations and Events, the
-   admission warnings, a PolicyReport and a metrics excerpt;
-5. fixes one workload and shows it restored.
+3. installs the operator as a user does: ``helm upgrade --install`` of charts/readiness-operator
+   (2 replicas, webhook certificates from the chart's helm mode);
+4. applies the example policies and workloads, and prints what a user sees: the webhook's warnings,
+   `kubectl get readinesspolicies`, pods running, the offenders found by label, their annotations and
+   Events, a PolicyReport, the generated PrometheusRules and a metrics excerpt;
+5. fixes one workload and shows it restored; a deny-mode namespace rejects a risky one.
 
 `--keep` leaves everything running for exploration until Ctrl-C.
 """
@@ -16,18 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from readiness.envtest import ControlPlane, ControlPlaneSettings, wait_established
-from readiness.envtest.controlplane import KubectlError, free_port
+import yaml
+
+from readiness.envtest import ControlPlane, wait_established
+from readiness.envtest.controlplane import KubectlError
+from readiness.envtest.images import ensure_images
+from readiness.envtest.node import NodeCluster, NodeSettings
+from readiness.envtest.release import Release
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACES = {
@@ -37,7 +42,6 @@ NAMESPACES = {
     "billing": {"env": "prod"},
     "monitoring": {},
     "observability": {},
-    "readiness-system": {},
 }
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
 RESET = "\033[0m" if sys.stdout.isatty() else ""
@@ -65,22 +69,24 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0) ->
     raise SystemExit(f"demo: timed out waiting for {what}")
 
 
-def start_operator(plane: ControlPlane, metrics_port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    log = (workdir / "operator.log").open("wb")
-    argv = [
-        sys.executable, "-m", "readiness.controller",
-        "--kubeconfig", str(plane.kubeconfig),
-        "--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1",
-        "--operator-namespace", "readiness-system",
-        "--kinds", "Deployment,StatefulSet,DaemonSet,CronJob",
-        "--webhook", "--webhook-port", str(free_port()), "--webhook-addr", "127.0.0.1",
-        "--webhook-host", "127.0.0.1", "--webhook-cert-dir", str(workdir / "webhook-certs"),
-        "--webhook-operator-namespace", "readiness-system", "--webhook-managed-config", "demo.readiness.dev",
-        "--custom-kind", "argoproj.io/Rollout:rollouts=spec.template,replicas=spec.replicas",
-    ]
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    print(f"$ python -m readiness.controller ... (log: {log.name})", flush=True)
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+def example_images() -> set[str]:
+    """Every image the example workloads name."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("image"), str):
+                found.add(node["image"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted((ROOT / "examples" / "workloads").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            walk(document)
+    return found
 
 
 def annotated_count(plane: ControlPlane) -> int:
@@ -89,9 +95,11 @@ def annotated_count(plane: ControlPlane) -> int:
     return len(result.stdout.split())
 
 
-def metrics_excerpt(port: int, violations: int = 6) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+def metrics_excerpt(release: Release, violations: int = 6) -> str:
+    """The active replica's /metrics, through the API server's pod proxy (what Prometheus scrapes)."""
+    pod = release.active_peer() or release.ready_pods()[0]
+    text = release.cluster.kubectl(
+        "get", "--raw", f"/api/v1/namespaces/{release.namespace}/pods/{pod}:8080/proxy/metrics").stdout
     lines = text.splitlines()
     workloads = [line for line in lines if line.startswith("readiness_policy_workloads{")]
     findings = [line for line in lines if line.startswith("readiness_workload_violations{")
@@ -100,45 +108,45 @@ def metrics_excerpt(port: int, violations: int = 6) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="readiness-demo-"))
-    say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)")
-    with ControlPlane(ControlPlaneSettings.from_env()) as plane:
-        print(f"export KUBECONFIG={plane.kubeconfig}")
-        show(plane, "version")
-        say("installing the CRDs")
-        show(plane, "apply", "-f", str(ROOT / "crds"))
-        show(plane, "apply", "-f", str(ROOT / "tests/fixtures/crds"))
-        for crd in ("readinesspolicies.readiness.dev", "prometheusrules.monitoring.coreos.com",
-                    "policyreports.wgpolicyk8s.io", "rollouts.argoproj.io"):
-            wait_established(plane.kubectl, crd)
+    say("building (or reusing) the images: the operator from ./Dockerfile, pause, a test workload")
+    images = ensure_images(progress=sys.stderr, names=("operator", "pause", "workload"))
+    say("starting a one-node cluster (control plane, containerd, kubelet, kube-proxy) in its own namespaces")
+    node = NodeSettings(image_archives=tuple(image.archive for image in images.values()))
+    cluster = NodeCluster(None, node)
+    with cluster:
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+        print(f"# up in {cluster.startup_seconds.get('node Ready', 0):.1f}s; logs in {cluster.run_dir}")
+        # No registry here: the examples' images are the test workload under their names.
+        cluster.tag_image(images["workload"].ref, *sorted(example_images()))
+        show(cluster, "get", "nodes", "-o", "wide")
+        say("installing the CRDs of the ecosystem the operator writes to")
+        show(cluster, "apply", "-f", str(ROOT / "tests/fixtures/crds"))
+        for crd in ("prometheusrules.monitoring.coreos.com", "policyreports.wgpolicyk8s.io",
+                    "rollouts.argoproj.io"):
+            wait_established(cluster.kubectl, crd)
         for name, labels in NAMESPACES.items():
-            plane.kubectl("create", "namespace", name)
+            cluster.kubectl("create", "namespace", name)
             if labels:
-                plane.kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in labels.items()))
-        metrics_port = free_port()
-        say("starting the operator (with its admission webhook)")
-        operator = start_operator(plane, metrics_port, workdir)
+                cluster.kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in labels.items()))
+        say("installing the operator with Helm, as a user does")
+        digest = cluster.image_digest(images["operator"].ref) or ""
+        release = Release(cluster, images["operator"].ref, digest=digest,
+                          sets=("operator.kinds={Deployment,StatefulSet,DaemonSet,CronJob}",))
+        print("$ helm upgrade --install readiness-operator charts/readiness-operator -n readiness-system "
+              "--set image.repository=... --set webhook.tls.mode=helm --wait")
+        seconds = release.install()
+        print(f"# rolled out in {seconds:.1f}s")
+        show(cluster, "get", "pods", "-n", release.namespace, "-o", "wide")
         try:
-            return story(plane, operator, metrics_port, workdir, args.keep)
+            return story(cluster, release, args.keep)
         except KubectlError as error:
             print(f"demo: {error}".rstrip(), file=sys.stderr)
-            print(f"demo: operator log: {workdir / 'operator.log'}", file=sys.stderr)
+            print(cluster.kubectl("logs", "-n", release.namespace, "-l", "app.kubernetes.io/instance="
+                                  + release.name, "--tail=40", check=False).stdout, file=sys.stderr)
             return 1
-        finally:
-            os.killpg(operator.pid, signal.SIGTERM)
-            try:
-                operator.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(operator.pid, signal.SIGKILL)
 
 
-def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: int, workdir: Path,
-          keep: bool) -> int:
-    wait_for("the operator's metrics endpoint",
-             lambda: _metrics_up(metrics_port) or operator.poll() is not None)
-    if operator.poll() is not None:
-        print((workdir / "operator.log").read_text()[-3000:])
-        raise SystemExit("demo: the operator exited")
+def story(plane: NodeCluster, release: Release, keep: bool) -> int:
     say("a platform team applies the example policies")
     show(plane, "apply", "-f", str(ROOT / "examples/policies"))
     time.sleep(1)
@@ -147,7 +155,7 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     time.sleep(1)
     say("another team deploys workloads that follow the rules")
     show(plane, "apply", "-f", str(ROOT / "examples/workloads/compliant"))
-    wait_for("the first verdicts", lambda: annotated_count(plane) >= 10, timeout=60)
+    wait_for("the first verdicts", lambda: annotated_count(plane) >= 10, timeout=90)
     # Violation Events wait for the findings to settle (5 s by default): a PodDisruptionBudget applied
     # a moment after its Deployment must not cause a violation Event and then a restoration.
     wait_for("the violation Events", lambda: "legacy-web" in plane.kubectl(
@@ -155,6 +163,9 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
         "-o", "custom-columns=N:.involvedObject.name", check=False).stdout, timeout=30)
     say("what the platform team sees")
     show(plane, "get", "readinesspolicies")
+    say("the workloads run on the node: compliant ones become Ready; images tagged :latest cannot be pulled")
+    time.sleep(5)
+    show(plane, "get", "pods", "-n", "shop", "-o", "wide")
     show(plane, "get", "deploy,sts,ds,rollouts", "-A", "-l", "readiness.dev/compliant=false")
     say("why a workload is violating: its annotations")
     result = plane.kubectl("get", "deploy", "legacy-web", "-n", "shop", "-o", "json")
@@ -173,7 +184,7 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     show(plane, "get", "policyreports", "-A")
     show(plane, "get", "prometheusrules", "-n", "readiness-system")
     say("metrics excerpt (what Prometheus scrapes)")
-    print(metrics_excerpt(metrics_port))
+    print(metrics_excerpt(release))
     say("the team fixes legacy-web, following `readiness explain` (the storefront manifest, renamed)")
     fixed = (ROOT / "examples/workloads/compliant/web-deployment.yaml").read_text().replace(
         "storefront", "legacy-web")
@@ -194,20 +205,12 @@ def story(plane: ControlPlane, operator: subprocess.Popen[bytes], metrics_port: 
     if keep:
         say(f"running; export KUBECONFIG={plane.kubeconfig} to explore. Ctrl-C stops everything")
         try:
-            while operator.poll() is None:
+            while not plane.exited():
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
     say("done: everything is stopped and cleaned up")
     return 0
-
-
-def _metrics_up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def main() -> int:

@@ -36,8 +36,10 @@ kind-deploy: ## build the image, load it into kind, install the chart (CRDs appl
 # The tests whose webhook listens on this machine's 127.0.0.1 skip on kind, with the reason in the report:
 # kind's API server runs in a container and cannot reach it (docs/install.md, "kind").
 kind-e2e: ## the same cluster test suite, against the kind cluster: only the kubeconfig differs
+	$(DOCKER) pull busybox:1.36 && $(KIND) load docker-image busybox:1.36 --name $(KIND_CLUSTER)
 	KUBECONFIG=$(KIND_KUBECONFIG) READINESS_USE_EXISTING_CLUSTER=1 NO_PROXY=127.0.0.1,localhost \
-	  $(PYTEST) -m cluster --use-existing-cluster tests/cluster
+	  READINESS_E2E_OPERATOR_IMAGE=$(KIND_IMAGE) READINESS_E2E_WORKLOAD_IMAGE=busybox:1.36 \
+	  $(PYTEST) -m cluster --use-existing-cluster tests/cluster tests/node --deselect tests/node/test_harness.py
 
 kind-down: ## delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

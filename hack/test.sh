@@ -24,7 +24,7 @@ step "prometheus and promtool"
 hack/install-prometheus.sh
 
 step "lint: ruff and mypy"
-.venv/bin/ruff check operator tests benchmarks
+.venv/bin/ruff check operator tests benchmarks hack
 .venv/bin/mypy
 
 step "generated files are up to date"

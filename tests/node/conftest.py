@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +29,19 @@ from readiness.envtest.release import Release
 _CLUSTER = pytest.StashKey[NodeCluster]()
 
 
+EXISTING_OPERATOR_IMAGE = "READINESS_E2E_OPERATOR_IMAGE"
+"""On ``--use-existing-cluster``: the operator image its nodes already hold (``make kind-deploy`` loads it)."""
+EXISTING_WORKLOAD_IMAGE = "READINESS_E2E_WORKLOAD_IMAGE"
+"""On ``--use-existing-cluster``: any image with busybox's sh and httpd (default ``busybox:1.36``)."""
+
+
 @pytest.fixture(scope="session")
 def images(pytestconfig: pytest.Config) -> dict[str, ImageArchive]:
+    if pytestconfig.getoption("use_existing_cluster"):
+        operator = os.environ.get(EXISTING_OPERATOR_IMAGE, "readiness-operator:kind")
+        workload = os.environ.get(EXISTING_WORKLOAD_IMAGE, "busybox:1.36")
+        return {"operator": ImageArchive("operator", operator, Path()),
+                "workload": ImageArchive("workload", workload, Path())}
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # a cold build shows its progress
         return ensure_images(progress=sys.stderr)

@@ -39,9 +39,12 @@ def policy(name: str, namespaces: list[str], mode: str = "warn", checks: dict[st
 def deployment(name: str, namespace: str, image: str, *, probe: bool = True, replicas: int = 1,
                grace: int = 30, pre_stop: int | None = None, labels: dict[str, str] | None = None) -> str:
     container: dict[str, Any] = {
-        "name": "app", "image": image, "imagePullPolicy": "Never",
-        # sh as PID 1 passes SIGTERM on (a bare httpd as PID 1 would ignore it until SIGKILL).
-        "command": ["/bin/sh", "-c", "trap 'kill $p; exit 0' TERM; httpd -f -p 8080 -h /www & p=$!; wait"],
+        "name": "app", "image": image, "imagePullPolicy": "IfNotPresent",  # loaded on the node, never pulled
+        # Any busybox image: the page is written to an emptyDir. sh as PID 1 passes SIGTERM on (a bare
+        # httpd as PID 1 would ignore it until SIGKILL).
+        "command": ["/bin/sh", "-c", "echo ok > /srv/healthz; trap 'kill $p; exit 0' TERM; "
+                    "httpd -f -p 8080 -h /srv & p=$!; wait"],
+        "volumeMounts": [{"name": "srv", "mountPath": "/srv"}],
         "ports": [{"containerPort": 8080, "name": "http"}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
     }
@@ -55,6 +58,7 @@ def deployment(name: str, namespace: str, image: str, *, probe: bool = True, rep
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": pod_labels},
                                   "spec": {"terminationGracePeriodSeconds": grace,
+                                           "volumes": [{"name": "srv", "emptyDir": {}}],
                                            "containers": [container]}}}}
     return yaml.safe_dump(body)
 

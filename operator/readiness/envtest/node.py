@@ -289,6 +289,15 @@ class NodeCluster(ControlPlane):
         conditions = node.get("status", {}).get("conditions") or []
         return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
+    def tag_image(self, source: str, *targets: str) -> None:
+        """Give a loaded image more names (as a registry would serve it under them): ``redis:7.4`` becomes
+        ``docker.io/library/redis:7.4``, as kubelet asks for it."""
+        for target in targets:
+            self._ctr("images", "rm", normalized_reference(target))
+            result = self._ctr("images", "tag", source, normalized_reference(target))
+            if result.returncode != 0:
+                raise ControlPlaneError(f"tagging {source} as {target}: {result.stderr.strip()}")
+
     def image_digest(self, ref: str) -> str | None:
         """``sha256:...`` of an image the node reports (``status.images``), for pinning it by digest."""
         repository = ref.rsplit(":", 1)[0]
@@ -474,6 +483,17 @@ def _check_prerequisites(node: NodeSettings) -> None:
                 if not (node.cni_bin_dir / p).exists()]
     if missing:
         raise ControlPlaneError(f"missing for the node: {', '.join(missing)}; run {INSTALL_SCRIPT}")
+
+
+def normalized_reference(ref: str) -> str:
+    """An image reference the way containerd stores it: registry host, ``library/`` and tag filled in."""
+    name, _, digest = ref.partition("@")
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name if '/' in name else 'library/' + name}"
+    if not digest and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return f"{name}@{digest}" if digest else name
 
 
 def _inode(path: Path) -> int:
