@@ -8,8 +8,8 @@ Each run starts a fresh one-node cluster (images from the cache: build them firs
 - rollout: ``helm upgrade --install --wait`` until both replicas are Ready through their probes;
 - failover (graceful): the active replica deleted; time until it has exited (its preStop sleep) and then
   until a workload created at that moment gets its verdict from the standby;
-- failover (crash): the active replica force-deleted (``--grace-period=0 --force``); time until a workload
-  created at once gets its verdict (Kopf's peering waits for the dead peer's entry to expire);
+- failover (force): the active replica force-deleted (``--grace-period=0 --force``: the API object goes at
+  once, kubelet still stops the container); time until a workload created at once gets its verdict;
 - grace: how long a pod keeps answering through the API server's proxy after ``kubectl delete``, with a
   5 s preStop sleep and without one.
 Prints each figure per run, then the medians.
@@ -136,7 +136,8 @@ def one_run(run: int, figures: dict[str, list[float]]) -> None:
         exit_s, judged_s = failover(cluster, release, f"g{run}", force=False)
         results["graceful failover: old replica exits (s)"] = exit_s
         results["graceful failover: then a new verdict (s)"] = judged_s
-        results["crash failover: a new verdict (s)"] = sum(failover(cluster, release, f"c{run}", force=True))
+        results["force-delete failover: a new verdict (s)"] = sum(failover(cluster, release, f"c{run}",
+                                                                           force=True))
         workload = images["workload"].ref
         results["serving after delete, preStop 5 s (s)"] = serving_after_delete(cluster, "pre", workload, 5)
         results["serving after delete, no preStop (s)"] = serving_after_delete(cluster, "bare", workload,

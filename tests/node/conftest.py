@@ -30,7 +30,7 @@ _CLUSTER = pytest.StashKey[NodeCluster]()
 
 
 EXISTING_OPERATOR_IMAGE = "READINESS_E2E_OPERATOR_IMAGE"
-"""On ``--use-existing-cluster``: the operator image its nodes already hold (``make kind-deploy`` loads it)."""
+"""On ``--use-existing-cluster``: the operator image its nodes hold (``make kind-deploy`` loads it)."""
 EXISTING_WORKLOAD_IMAGE = "READINESS_E2E_WORKLOAD_IMAGE"
 """On ``--use-existing-cluster``: any image with busybox's sh and httpd (default ``busybox:1.36``)."""
 

@@ -24,6 +24,12 @@ def _node_processes(trace: hoststate.NodeTrace) -> set[int]:
     return hoststate._node_pids(trace)
 
 
+def _holders() -> list[str]:
+    """Nodes that hold the saved tunables right now (another test run's node may, on a shared machine)."""
+    holders: list[str] = hoststate._read_saved(hoststate.saved_tunables_file()).get("holders", [])
+    return holders
+
+
 def _start_node_up(run_dir: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "readiness.envtest", "node", "up", "--dir", str(run_dir)],
@@ -69,7 +75,10 @@ def test_node_up_then_down_restores_the_host(tmp_path: Path) -> None:
     assert not _node_processes(trace)
     assert not hoststate._cgroup_dirs(trace.cgroup_root)
     assert hoststate.read_tunables() == original
-    assert not hoststate.saved_tunables_file().exists()
+    assert trace.holder not in _holders()
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()  # its mounts were never ours
+    host_rules = subprocess.run(["iptables-save"], capture_output=True, text=True, timeout=30).stdout
+    assert "KUBE-" not in host_rules  # kube-proxy's chains lived in the node's network namespace
 
 
 def test_a_killed_harness_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -83,4 +92,4 @@ def test_a_killed_harness_leaves_nothing_behind(tmp_path: Path) -> None:
     assert _wait(lambda: not _node_processes(trace), 60), _node_processes(trace)
     assert _wait(lambda: hoststate.read_tunables() == original, 60), (original, changed)
     assert _wait(lambda: not hoststate._cgroup_dirs(trace.cgroup_root), 30)
-    assert not hoststate.saved_tunables_file().exists()
+    assert trace.holder not in _holders()

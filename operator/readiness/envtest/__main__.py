@@ -56,7 +56,7 @@ def _node_down(args: argparse.Namespace) -> int:
     if trace_file.exists():
         _stop_harness(hoststate.NodeTrace.read(trace_file))
     done = hoststate.restore(hoststate.NodeTrace.read(trace_file)) if trace_file.exists() else []
-    done += [f"restored {k}={v}" for k, v in sorted(hoststate.restore_tunables().items())]
+    done += [f"restored {k}={v}" for k, v in sorted(hoststate.restore_tunables().items())]  # dead holders
     for line in done or ["nothing was left running"]:
         print(f"node down: {line}", file=sys.stderr)
     return 0

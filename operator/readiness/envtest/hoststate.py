@@ -2,9 +2,10 @@
 
 A node runs in its own network and mount namespaces, so its mounts, bridge and iptables rules vanish with
 its processes. Three things outlive them and are restored here:
-- the kernel tunables kubelet rewrites (global, not per namespace), saved once to a file *before* kubelet
-  starts; a crashed run leaves the file behind, so the next ``node up`` (or ``node down``) restores the
-  originals first instead of saving kubelet's values as if they were the host's;
+- the kernel tunables kubelet rewrites (global, not per namespace), saved to one file per machine
+  *before* kubelet starts, with the nodes that hold it: overlapping nodes share the first one's
+  originals, the last to stop writes them back, and a file left by crashed runs only is restored before
+  anything is saved, so kubelet's values are never taken for the host's;
 - processes that escape the harness's process groups (containerd shims re-parent to init, and the
   containers under them): found by namespace and by cgroup, and killed;
 - the cgroups kubelet creates under its own ``cgroupRoot``, removed bottom-up once empty.
@@ -17,13 +18,16 @@ which waits for its parent to go away) both call `restore` with it. `restore` is
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 KERNEL_TUNABLES = (
     "vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
@@ -46,35 +50,78 @@ def read_tunables() -> dict[str, str]:
             if (Path("/proc/sys") / name).exists()}
 
 
-def save_tunables() -> dict[str, str]:
-    """Save the host's tunables, unless a crashed run already saved the originals: then restore those."""
+@contextlib.contextmanager
+def _tunables_lock() -> Iterator[Path]:
     path = saved_tunables_file()
-    if path.exists():
-        restore_tunables()
-    values = read_tunables()
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(values, indent=2) + "\n")
-    os.replace(temporary, path)
-    return values
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield path
 
 
-def restore_tunables() -> dict[str, str]:
-    """Write the saved originals back and forget them; return what was changed back (name -> value)."""
-    path = saved_tunables_file()
+def _read_saved(path: Path) -> dict[str, Any]:
     try:
-        saved: dict[str, str] = json.loads(path.read_text())
+        saved: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return saved if isinstance(saved.get("values"), dict) else {}
+
+
+def _live(holders: list[str]) -> list[str]:
+    """Holders whose harness still runs (``PID:NETNS``); a crashed one's guard normally removes it."""
+    return [holder for holder in holders if Path(f"/proc/{holder.split(':', 1)[0]}").exists()]
+
+
+def save_tunables(holder: str) -> dict[str, str]:
+    """Record the host's tunables before a node changes them; return the originals.
+
+    Nodes may overlap (two test runs on one machine): the first saves the values, later ones only add
+    themselves as holders, and the last to leave writes them back. A file left by crashed runs only (no
+    live holder) is restored first, so its originals are never taken for kubelet's values.
+    """
+    with _tunables_lock() as path:
+        saved = _read_saved(path)
+        if saved and not _live(saved.get("holders", [])):
+            _write_tunables(saved["values"])
+            saved = {}
+        if not saved:
+            saved = {"values": read_tunables(), "holders": []}
+        saved["holders"] = [*_live(saved["holders"]), holder]
+        _replace(path, saved)
+        values: dict[str, str] = saved["values"]
+        return values
+
+
+def restore_tunables(holder: str | None = None) -> dict[str, str]:
+    """Drop ``holder`` (None: any dead one); once no live holder is left, write the originals back and
+    forget them. Return what was changed back (name -> value)."""
+    with _tunables_lock() as path:
+        saved = _read_saved(path)
+        if not saved:
+            return {}
+        holders = [h for h in _live(saved.get("holders", [])) if h != holder]
+        if holders:
+            _replace(path, {**saved, "holders": holders})
+            return {}
+        path.unlink(missing_ok=True)
+        return _write_tunables(saved["values"])
+
+
+def _write_tunables(values: dict[str, str]) -> dict[str, str]:
     changed = {}
-    for name, value in saved.items():
+    for name, value in values.items():
         target = Path("/proc/sys") / name
         with contextlib.suppress(OSError):
             if target.read_text().strip() != value:
                 target.write_text(value)
                 changed[name] = value
-    path.unlink(missing_ok=True)
     return changed
+
+
+def _replace(path: Path, content: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(temporary, path)
 
 
 @dataclass
@@ -88,7 +135,13 @@ class NodeTrace:
     cgroup_root: str = ""
     """kubelet's ``cgroupRoot`` (e.g. ``/readiness-node-1234``), created in every v1 hierarchy."""
     tunables_saved: bool = False
+    """Whether this node holds the saved tunables (``holder`` below)."""
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def holder(self) -> str:
+        """This node's name among the holders of the saved tunables: ``HARNESS_PID:NETNS_INODE``."""
+        return f"{self.extra.get('harness_pid', '0')}:{self.net_ns}"
 
     def write(self, path: Path) -> None:
         temporary = path.with_suffix(".tmp")
@@ -110,7 +163,7 @@ def restore(trace: NodeTrace) -> list[str]:
     if removed:
         done.append(f"removed {removed} cgroups under {trace.cgroup_root}")
     if trace.tunables_saved:
-        changed = restore_tunables()
+        changed = restore_tunables(trace.holder)
         if changed:
             done.append("restored " + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
     return done

@@ -225,7 +225,7 @@ class NodeCluster(ControlPlane):
 
     def _start_node(self, began: float) -> None:
         if not self._trace.tunables_saved:
-            hoststate.save_tunables()
+            hoststate.save_tunables(self._trace.holder)
             self._trace.tunables_saved = True
             self._trace.write(self._trace_file)
         _make_cgroup_root(self._trace.cgroup_root)
