@@ -150,10 +150,16 @@ def story(plane: NodeCluster, release: Release, keep: bool) -> int:
     say("a platform team applies the example policies")
     show(plane, "apply", "-f", str(ROOT / "examples/policies"))
     time.sleep(1)
+    say("a team deploys a web shop that follows the rules: its pods run, and become Ready")
+    show(plane, "apply", "-f", str(ROOT / "examples/workloads/compliant/web-deployment.yaml"))
+    wait_for("storefront's pods to be Ready", lambda: plane.kubectl(
+        "get", "deploy", "storefront", "-n", "shop", "-o", "jsonpath={.status.readyReplicas}",
+        check=False).stdout == "3", timeout=120)
+    show(plane, "get", "pods", "-n", "shop", "-o", "wide")
     say("a team deploys workloads that are not production-ready (kubectl prints the webhook's warnings)")
     show(plane, "apply", "-f", str(ROOT / "examples/workloads/non-compliant"))
     time.sleep(1)
-    say("another team deploys workloads that follow the rules")
+    say("other teams deploy workloads that follow the rules")
     show(plane, "apply", "-f", str(ROOT / "examples/workloads/compliant"))
     wait_for("the first verdicts", lambda: annotated_count(plane) >= 10, timeout=90)
     # Violation Events wait for the findings to settle (5 s by default): a PodDisruptionBudget applied
@@ -163,9 +169,9 @@ def story(plane: NodeCluster, release: Release, keep: bool) -> int:
         "-o", "custom-columns=N:.involvedObject.name", check=False).stdout, timeout=30)
     say("what the platform team sees")
     show(plane, "get", "readinesspolicies")
-    say("the workloads run on the node: compliant ones become Ready; images tagged :latest cannot be pulled")
-    time.sleep(5)
-    show(plane, "get", "pods", "-n", "shop", "-o", "wide")
+    say("the pods on the node: :latest images cannot be pulled (no registry); what the examples request "
+        "beyond the node's 2 CPUs stays Pending")
+    show(plane, "get", "pods", "-A", "-o", "wide")
     show(plane, "get", "deploy,sts,ds,rollouts", "-A", "-l", "readiness.dev/compliant=false")
     say("why a workload is violating: its annotations")
     result = plane.kubectl("get", "deploy", "legacy-web", "-n", "shop", "-o", "json")
@@ -193,6 +199,9 @@ def story(plane: NodeCluster, release: Release, keep: bool) -> int:
         "get", "deploy", "legacy-web", "-n", "shop", "-o",
         "jsonpath={.metadata.labels.readiness\\.dev/compliant}", check=False).stdout == "true", timeout=30)
     show(plane, "get", "deploy", "legacy-web", "-n", "shop", "-L", "readiness.dev/compliant")
+    wait_for("the ReadinessRestored Event", lambda: "legacy-web" in plane.kubectl(
+        "get", "events", "-n", "shop", "--field-selector", "reason=ReadinessRestored", "--no-headers",
+        "-o", "custom-columns=N:.involvedObject.name", check=False).stdout, timeout=30)
     show(plane, "get", "events", "-n", "shop", "--field-selector", "reason=ReadinessRestored",
          "-o", "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message")
     say("a namespace that opts into the strict policy (deny mode): the webhook rejects a risky workload")
