@@ -358,3 +358,34 @@ def _evict(kubectl: Kubectl, namespace: str, pod: str) -> Any:
                        "metadata": {"name": pod, "namespace": namespace}})
     return kubectl("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction", "-f", "-",
                    input=body, check=False)
+
+
+def test_the_demo_story_with_the_example_web_shops(
+    release: Release, node_cluster: NodeCluster, node_kubectl: Kubectl, workload_image: str,
+    cleanup_policies: None,
+) -> None:
+    """The examples as `make demo` applies them: the compliant web shop's pods become Ready and it is
+    judged compliant by the production policy; the legacy one is violating and its `:latest` image is
+    never pulled (there is no registry)."""
+    from readiness.envtest.release import REPO_ROOT
+    examples = REPO_ROOT / "examples"
+    production = yaml.safe_load((examples / "policies" / "production.yaml").read_text())
+    production["metadata"] = {"name": "e2e-production", "labels": {LABEL: "true"}}
+    node_kubectl("create", "namespace", "shop", check=False)
+    node_kubectl("label", "namespace", "shop", "env=prod", "--overwrite")
+    try:
+        node_kubectl("apply", "-f", "-", input=yaml.safe_dump(production))
+        if not node_cluster.settings.use_existing_cluster:
+            node_cluster.tag_image(workload_image, "ghcr.io/acme/storefront:4.12.0")
+        node_kubectl("apply", "-f", str(examples / "workloads" / "compliant" / "web-deployment.yaml"))
+        node_kubectl("apply", "-f", str(examples / "workloads" / "non-compliant" / "web-deployment.yaml"))
+        wait_for(lambda: ready_replicas(node_kubectl, "shop", "storefront") == 3, 120, "storefront Ready")
+        assert wait_for(lambda: verdict(node_kubectl, "shop", "storefront"), 60) == "compliant"
+        assert wait_for(lambda: verdict(node_kubectl, "shop", "legacy-web"), 60) == "violating"
+        selector = "app.kubernetes.io/name=legacy-web"
+        pods = get_json(node_kubectl, "pods", "-n", "shop", "-l", selector)["items"]
+        waiting = [s.get("state", {}).get("waiting", {}).get("reason") for p in pods
+                   for s in p["status"].get("containerStatuses", [])]
+        assert ready_replicas(node_kubectl, "shop", "legacy-web") == 0, waiting
+    finally:
+        node_kubectl("delete", "namespace", "shop", "--wait=false", check=False)
