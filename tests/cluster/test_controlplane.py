@@ -126,7 +126,10 @@ def test_children_never_outlive_python(
     """SIGTERM/SIGINT: our handlers stop the children and clean up. SIGKILL: PR_SET_PDEATHSIG kills them."""
     env = {**os.environ, "READINESS_USE_EXISTING_CLUSTER": "0"}
     command = [sys.executable, "-c", _CHILD_SCRIPT]
-    python = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A shell's background job inherits SIGINT as ignored, and Python then keeps it so: give the child the
+    # default disposition, whatever ours is, so that it is our handler being tested.
+    python = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert python.stdout is not None
     started = json.loads(python.stdout.readline() or "{}")
     try:
