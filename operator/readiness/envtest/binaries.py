@@ -109,10 +109,15 @@ NODE_TOOLS = (KUBE_SCHEDULER, KUBELET, KUBE_PROXY)
 ALL_TOOLS = (*CONTROL_PLANE_TOOLS, *NODE_TOOLS, HELM)
 
 
+def cache_root() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/readiness-operator``: binaries, images and the node's saved state."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "readiness-operator"
+
+
 def cache_dir() -> Path:
     """``${XDG_CACHE_HOME:-~/.cache}/readiness-operator/bin``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "readiness-operator" / "bin"
+    return cache_root() / "bin"
 
 
 def provided_path(tool: GoTool) -> Path | None:

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from readiness.envtest.binaries import cache_root
+
 KERNEL_TUNABLES = (
     "vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
     "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
@@ -41,8 +43,7 @@ _KILL_ROUNDS = 50
 
 def saved_tunables_file() -> Path:
     """One file per machine: the host's original tunables while any node has changed them."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "readiness-operator" / "node-host-tunables.json"
+    return cache_root() / "node-host-tunables.json"
 
 
 def read_tunables() -> dict[str, str]:

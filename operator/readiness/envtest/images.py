@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from readiness.envtest.binaries import cache_root
+
 PYTHON_BASE_REF = "localhost/readiness-python-base:bookworm"
 OPERATOR_REPOSITORY = "localhost/readiness-operator"
 """The operator's tag is ``dev-<hash12>`` of its inputs: see ``ImageArchive.tag``."""
@@ -120,8 +122,7 @@ class ImageSettings:
     def archive_dir(self) -> Path:
         if self.cache_dir is not None:
             return self.cache_dir
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "readiness-operator" / "images"
+        return cache_root() / "images"
 
 
 # -- what goes into each image, and its hash ------------------------------------------------------------
