@@ -24,26 +24,9 @@ if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
 fi
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-    SUDO="sudo"
-fi
-POLICY=/usr/sbin/policy-rc.d
-BACKUP=""
-restore_policy() {
-    if [[ -n "$BACKUP" ]]; then
-        $SUDO mv -f "$BACKUP" "$POLICY"
-    else
-        $SUDO rm -f "$POLICY"
-    fi
-}
-if [[ -e "$POLICY" ]]; then
-    BACKUP="$(mktemp)"
-    $SUDO cp -p "$POLICY" "$BACKUP"
-fi
-printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
-$SUDO chmod 755 "$POLICY"
-trap restore_policy EXIT
+# shellcheck source=hack/no-service-starts.sh
+source "$(dirname "$0")/no-service-starts.sh"
+refuse_service_starts install-node-packages
 
 echo "install-node-packages: apt-get install ${missing[*]}"
 $SUDO apt-get update -qq

@@ -12,28 +12,9 @@ if [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]]; then
     exit 0
 fi
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-    SUDO="sudo"
-fi
-
-POLICY=/usr/sbin/policy-rc.d
-BACKUP=""
-restore_policy() {
-    if [[ -n "$BACKUP" ]]; then
-        $SUDO mv -f "$BACKUP" "$POLICY"
-    else
-        $SUDO rm -f "$POLICY"
-    fi
-}
-if [[ -e "$POLICY" ]]; then
-    BACKUP="$(mktemp)"
-    $SUDO cp -p "$POLICY" "$BACKUP"
-fi
-echo "install-prometheus: refusing service starts through $POLICY during the install"
-printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
-$SUDO chmod 755 "$POLICY"
-trap restore_policy EXIT
+# shellcheck source=hack/no-service-starts.sh
+source "$(dirname "$0")/no-service-starts.sh"
+refuse_service_starts install-prometheus
 
 echo "install-prometheus: apt-get update"
 $SUDO apt-get update -qq
