@@ -10,15 +10,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -30,8 +28,8 @@ from readiness.controller import OperatorSettings, build
 from readiness.controller.handlers import Runtime
 from readiness.envtest import ControlPlane, Kubectl, wait_established
 from readiness.envtest.controlplane import free_port
+from support.cluster import get_json, wait_until
 
-T = TypeVar("T")
 ROOT = Path(__file__).parents[2]
 FIXTURE_CRDS = ROOT / "tests" / "fixtures" / "crds"
 OPERATOR_NAMESPACE = "readiness-system"
@@ -40,23 +38,6 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "CREATE", "UPDATE", "D
 OUR_RESOURCES = frozenset({"deployments", "statefulsets", "daemonsets", "events", "readinesspolicies",
                            "prometheusrules", "configmaps", "policyreports"})
 """Everything the operator may write. Leases (written by the control plane itself) are left out."""
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 20.0, message: str = "condition",
-               interval: float = 0.1) -> T:
-    """Poll `predicate` until it returns something truthy; fail with `message` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as error:  # a not-yet-existing object while waiting
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}"
-                         + (f" (last error: {last_error})" if last_error else ""))
 
 
 def only_checks(*ids: str) -> dict[str, Any]:
@@ -84,10 +65,6 @@ def deployment_yaml(name: str, namespace: str, probe: bool = False, labels: dict
                      "template": {"metadata": {"labels": {"app": name}},
                                   "spec": {"containers": [container]}}}}
     return yaml.safe_dump(body)
-
-
-def get_json(kubectl: Kubectl, *args: str) -> Any:
-    return json.loads(kubectl("get", *args, "-o", "json").stdout)
 
 
 def annotations_of(kubectl: Kubectl, namespace: str, name: str, kind: str = "deployment") -> dict[str, str]:

@@ -10,14 +10,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -91,25 +88,6 @@ def node_namespace(node_kubectl: Kubectl) -> Iterator[str]:
     node_kubectl("create", "namespace", name)
     yield name
     node_kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
-
-
-def get_json(kubectl: Kubectl, *args: str) -> Any:
-    return json.loads(kubectl("get", *args, "-o", "json").stdout)
-
-
-def wait_for(predicate: Any, timeout: float = 60.0, message: str = "condition", interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as error:  # not there yet
-            last = error
-        time.sleep(interval)
-    detail = f" ({last})" if last else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -17,8 +17,7 @@ import yaml
 from readiness.envtest import Kubectl
 from readiness.envtest.node import NodeCluster
 from readiness.envtest.release import Release, is_ready
-
-from .conftest import get_json, wait_for
+from support.cluster import get_json, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.node]
 
@@ -102,7 +101,7 @@ def test_own_deployment_is_compliant_under_the_strict_policy(
     strict["metadata"] = {"name": "e2e-strict-self", "labels": {LABEL: "true"}}
     strict["spec"]["match"] = {"namespaces": [release.namespace], "kinds": ["Deployment"]}
     node_kubectl("apply", "-f", "-", input=yaml.safe_dump(strict))
-    found = wait_for(lambda: verdict(node_kubectl, release.namespace, release.deployment), 90,
+    found = wait_until(lambda: verdict(node_kubectl, release.namespace, release.deployment), 90,
                      "a verdict on the operator's own Deployment")
     violations = get_json(node_kubectl, "deployment", release.deployment, "-n", release.namespace)[
         "metadata"]["annotations"].get("readiness.dev/violations")
@@ -116,14 +115,14 @@ def test_examples_become_ready_and_violations_are_reported(
     node_kubectl("apply", "-f", "-", input=policy("e2e-story", [node_namespace]))
     node_kubectl("apply", "-f", "-", input=deployment("good", node_namespace, workload_image))
     node_kubectl("apply", "-f", "-", input=deployment("bad", node_namespace, workload_image, probe=False))
-    wait_for(lambda: ready_replicas(node_kubectl, node_namespace, "good") == 1, 90, "good to be Ready")
-    wait_for(lambda: ready_replicas(node_kubectl, node_namespace, "bad") == 1, 90, "bad to run")
-    assert wait_for(lambda: verdict(node_kubectl, node_namespace, "good"), 60) == "compliant"
-    assert wait_for(lambda: verdict(node_kubectl, node_namespace, "bad"), 60) == "violating"
+    wait_until(lambda: ready_replicas(node_kubectl, node_namespace, "good") == 1, 90, "good to be Ready")
+    wait_until(lambda: ready_replicas(node_kubectl, node_namespace, "bad") == 1, 90, "bad to run")
+    assert wait_until(lambda: verdict(node_kubectl, node_namespace, "good"), 60) == "compliant"
+    assert wait_until(lambda: verdict(node_kubectl, node_namespace, "bad"), 60) == "violating"
     offenders = node_kubectl("get", "deploy", "-n", node_namespace, "-l", "readiness.dev/compliant=false",
                              "-o", "name").stdout.split()
     assert offenders == ["deployment.apps/bad"]
-    wait_for(lambda: any(e["involvedObject"]["name"] == "bad" for e in get_json(
+    wait_until(lambda: any(e["involvedObject"]["name"] == "bad" for e in get_json(
         node_kubectl, "events", "-n", node_namespace, "--field-selector", "reason=ReadinessViolation",
     )["items"]), 60, "a ReadinessViolation Event for bad")
 
@@ -133,11 +132,11 @@ def test_admission_warns_and_denies_through_the_service(
     cleanup_policies: None,
 ) -> None:
     node_kubectl("apply", "-f", "-", input=policy("e2e-warn", [node_namespace], "warn"))
-    warned = wait_for(lambda: _warned(node_kubectl, node_namespace, workload_image), 60,
+    warned = wait_until(lambda: _warned(node_kubectl, node_namespace, workload_image), 60,
                       "a Warning: line from the webhook")
     assert "readiness-probe-missing" in warned
     node_kubectl("apply", "-f", "-", input=policy("e2e-warn", [node_namespace], "deny"))
-    denied = wait_for(lambda: _denied(node_kubectl, node_namespace, workload_image), 60, "a denial")
+    denied = wait_until(lambda: _denied(node_kubectl, node_namespace, workload_image), 60, "a denial")
     assert "denied the request" in denied and "readiness-probe-missing" in denied
     allowed = node_kubectl("apply", "-f", "-", check=False,
                            input=deployment("fine", node_namespace, workload_image))
@@ -149,11 +148,11 @@ def test_failure_policy_when_the_operator_is_scaled_to_zero(
     cleanup_policies: None,
 ) -> None:
     node_kubectl("apply", "-f", "-", input=policy("e2e-down", [node_namespace], "deny"))
-    wait_for(lambda: _denied(node_kubectl, node_namespace, workload_image), 60, "deny to take effect")
+    wait_until(lambda: _denied(node_kubectl, node_namespace, workload_image), 60, "deny to take effect")
     webhook = _webhook_configuration(node_kubectl)
     release.scale(0)
     try:
-        wait_for(lambda: not release.pods(terminating=True), 120, "the operator's pods to go")
+        wait_until(lambda: not release.pods(terminating=True), 120, "the operator's pods to go")
         # failurePolicy Ignore (the default): an outage never blocks a deploy; the audit catches it later.
         ignored = node_kubectl("apply", "-f", "-", check=False,
                                input=deployment("during-outage", node_namespace, workload_image, probe=False))
@@ -170,7 +169,7 @@ def test_failure_policy_when_the_operator_is_scaled_to_zero(
         release.scale(2)
         release.wait_rolled_out()
     # Back up: the audit judges what was admitted during the outage.
-    assert wait_for(lambda: verdict(node_kubectl, node_namespace, "during-outage"), 120) == "violating"
+    assert wait_until(lambda: verdict(node_kubectl, node_namespace, "during-outage"), 120) == "violating"
 
 
 def test_failover_when_the_active_replica_is_deleted(
@@ -178,16 +177,16 @@ def test_failover_when_the_active_replica_is_deleted(
     cleanup_policies: None,
 ) -> None:
     node_kubectl("apply", "-f", "-", input=policy("e2e-ha", [node_namespace], "audit"))
-    active = wait_for(release.active_peer, 60, "an active peer")
+    active = wait_until(release.active_peer, 60, "an active peer")
     node_kubectl("delete", "pod", active, "-n", release.namespace, "--wait=false")
     deleted = time.monotonic()
     # Only once the old replica is gone (after its preStop sleep) can a verdict be the standby's.
-    wait_for(lambda: active not in {p["metadata"]["name"] for p in release.pods(terminating=True)}, 120,
+    wait_until(lambda: active not in {p["metadata"]["name"] for p in release.pods(terminating=True)}, 120,
              "the deleted replica to exit")
     gone = time.monotonic()
     node_kubectl("apply", "-f", "-", input=deployment("after-failover", node_namespace, workload_image,
                                                       probe=False))
-    assert wait_for(lambda: verdict(node_kubectl, node_namespace, "after-failover"), 120,
+    assert wait_until(lambda: verdict(node_kubectl, node_namespace, "after-failover"), 120,
                     "a verdict from the standby") == "violating"
     print(f"\nfailover: old replica gone {gone - deleted:.1f}s after its deletion; a new workload's "
           f"verdict {time.monotonic() - gone:.1f}s after that")
@@ -203,7 +202,7 @@ def test_rolling_upgrade_loses_no_verdict_and_no_event(
     node_kubectl("apply", "-f", "-", input="---\n".join(
         deployment(name, node_namespace, workload_image, probe=False) for name in names[:3]))
     for name in names[:3]:
-        wait_for(lambda n=name: verdict(node_kubectl, node_namespace, n), 60)  # type: ignore[misc]
+        wait_until(lambda n=name: verdict(node_kubectl, node_namespace, n), 60)  # type: ignore[misc]
     node_kubectl("set", "env", f"deployment/{release.deployment}", "-n", release.namespace,
                  f"READINESS_E2E_ROLL={time.monotonic_ns()}")
     # Workloads created while the replicas roll over are judged too.
@@ -211,7 +210,7 @@ def test_rolling_upgrade_loses_no_verdict_and_no_event(
         deployment(name, node_namespace, workload_image, probe=False) for name in names[3:]))
     release.wait_rolled_out()
     for name in names:
-        assert wait_for(lambda n=name: verdict(node_kubectl, node_namespace, n), 120) == "violating"  # type: ignore[misc]
+        assert wait_until(lambda n=name: verdict(node_kubectl, node_namespace, n), 120) == "violating"  # type: ignore[misc]
     events = get_json(node_kubectl, "events", "-n", node_namespace, "--field-selector",
                       "reason=ReadinessViolation")["items"]
     per_workload: dict[str, int] = {}
@@ -228,7 +227,7 @@ def test_verdict_flips_never_restart_pods(
 ) -> None:
     node_kubectl("apply", "-f", "-", input=deployment("steady", node_namespace, workload_image, replicas=2,
                                                       probe=False))
-    wait_for(lambda: ready_replicas(node_kubectl, node_namespace, "steady") == 2, 90, "steady to run")
+    wait_until(lambda: ready_replicas(node_kubectl, node_namespace, "steady") == 2, 90, "steady to run")
     before = _pod_identities(node_kubectl, node_namespace)
     flips = 100
     for flip in range(flips):
@@ -237,7 +236,7 @@ def test_verdict_flips_never_restart_pods(
                   "replicas-too-few": {"enabled": False}}
         node_kubectl("apply", "-f", "-", input=policy("e2e-flip", [node_namespace], "audit", checks))
         expected = "violating" if enabled else "compliant"
-        wait_for(lambda e=expected: verdict(node_kubectl, node_namespace, "steady") == e, 60,  # type: ignore[misc]
+        wait_until(lambda e=expected: verdict(node_kubectl, node_namespace, "steady") == e, 60,  # type: ignore[misc]
                  f"flip {flip} to {expected}", interval=0.05)
     assert _pod_identities(node_kubectl, node_namespace) == before
     # The API server bumps a Deployment's generation on annotation changes too (the deployment controller
@@ -260,10 +259,10 @@ def test_eviction_is_refused_for_the_workload_pdb_blocks_evictions_flags(
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": name, "namespace": node_namespace},
             "spec": {**pdb, "selector": {"matchLabels": {"app": name}}}}))
-        wait_for(lambda n=name, r=replicas: ready_replicas(node_kubectl, node_namespace, n) == r, 90)  # type: ignore[misc]
-    assert wait_for(lambda: verdict(node_kubectl, node_namespace, "blocked"), 60) == "violating"
-    assert wait_for(lambda: verdict(node_kubectl, node_namespace, "drainable"), 60) == "compliant"
-    wait_for(lambda: _pdb_settled(node_kubectl, node_namespace), 60, "the PDB controller's status")
+        wait_until(lambda n=name, r=replicas: ready_replicas(node_kubectl, node_namespace, n) == r, 90)  # type: ignore[misc]
+    assert wait_until(lambda: verdict(node_kubectl, node_namespace, "blocked"), 60) == "violating"
+    assert wait_until(lambda: verdict(node_kubectl, node_namespace, "drainable"), 60) == "compliant"
+    wait_until(lambda: _pdb_settled(node_kubectl, node_namespace), 60, "the PDB controller's status")
     refused = _evict(node_kubectl, node_namespace, _pods_of(node_kubectl, node_namespace, "blocked")[0])
     assert refused.returncode != 0 and "disruption budget" in refused.stderr, refused.stderr
     allowed = _evict(node_kubectl, node_namespace, _pods_of(node_kubectl, node_namespace, "drainable")[0])
@@ -278,7 +277,7 @@ def test_pre_stop_sleep_keeps_serving_through_the_grace_period(
     for name, pre_stop in (("with-prestop", 5), ("without-prestop", None)):
         node_kubectl("apply", "-f", "-", input=deployment(name, node_namespace, workload_image, grace=20,
                                                           pre_stop=pre_stop))
-        wait_for(lambda n=name: ready_replicas(node_kubectl, node_namespace, n) == 1, 90)  # type: ignore[misc]
+        wait_until(lambda n=name: ready_replicas(node_kubectl, node_namespace, n) == 1, 90)  # type: ignore[misc]
         served[name] = serving_after_delete(node_kubectl, node_namespace, _pods_of(
             node_kubectl, node_namespace, name)[0])
     print(f"\nserving after delete: {served}")
@@ -379,9 +378,9 @@ def test_the_demo_story_with_the_example_web_shops(
             node_cluster.tag_image(workload_image, "ghcr.io/acme/storefront:4.12.0")
         node_kubectl("apply", "-f", str(examples / "workloads" / "compliant" / "web-deployment.yaml"))
         node_kubectl("apply", "-f", str(examples / "workloads" / "non-compliant" / "web-deployment.yaml"))
-        wait_for(lambda: ready_replicas(node_kubectl, "shop", "storefront") == 3, 120, "storefront Ready")
-        assert wait_for(lambda: verdict(node_kubectl, "shop", "storefront"), 60) == "compliant"
-        assert wait_for(lambda: verdict(node_kubectl, "shop", "legacy-web"), 60) == "violating"
+        wait_until(lambda: ready_replicas(node_kubectl, "shop", "storefront") == 3, 120, "storefront Ready")
+        assert wait_until(lambda: verdict(node_kubectl, "shop", "storefront"), 60) == "compliant"
+        assert wait_until(lambda: verdict(node_kubectl, "shop", "legacy-web"), 60) == "violating"
         selector = "app.kubernetes.io/name=legacy-web"
         pods = get_json(node_kubectl, "pods", "-n", "shop", "-l", selector)["items"]
         waiting = [s.get("state", {}).get("waiting", {}).get("reason") for p in pods
