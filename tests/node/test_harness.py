@@ -32,7 +32,8 @@ def _holders() -> list[str]:
 
 def _start_node_up(run_dir: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "readiness.envtest", "node", "up", "--dir", str(run_dir)],
+        # No images: these tests judge the harness, not pods (the session's node imports them).
+        [sys.executable, "-m", "readiness.envtest", "node", "up", "--dir", str(run_dir), "--no-images"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None

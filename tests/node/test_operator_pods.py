@@ -7,14 +7,16 @@ uid 65532): the release fixture waits for both replicas to become Ready through 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
+import threading
 import time
 from typing import Any
 
 import pytest
 import yaml
 
-from readiness.envtest import Kubectl
+from readiness.envtest import Kubectl, binaries
 from readiness.envtest.node import NodeCluster
 from readiness.envtest.release import Release, is_ready
 from support.cluster import get_json, wait_until
@@ -222,27 +224,68 @@ def test_rolling_upgrade_loses_no_verdict_and_no_event(
 
 
 def test_verdict_flips_never_restart_pods(
-    release: Release, node_kubectl: Kubectl, node_namespace: str, workload_image: str,
-    cleanup_policies: None,
+    release: Release, node_cluster: NodeCluster, node_kubectl: Kubectl, node_namespace: str,
+    workload_image: str, cleanup_policies: None,
 ) -> None:
     node_kubectl("apply", "-f", "-", input=deployment("steady", node_namespace, workload_image, replicas=2,
                                                       probe=False))
     wait_until(lambda: ready_replicas(node_kubectl, node_namespace, "steady") == 2, 90, "steady to run")
     before = _pod_identities(node_kubectl, node_namespace)
     flips = 100
-    for flip in range(flips):
-        enabled = flip % 2 == 0  # readiness-probe-missing on: violating; off: compliant
-        checks = {"readiness-probe-missing": {"enabled": enabled},
-                  "replicas-too-few": {"enabled": False}}
-        node_kubectl("apply", "-f", "-", input=policy("e2e-flip", [node_namespace], "audit", checks))
-        expected = "violating" if enabled else "compliant"
-        wait_until(lambda e=expected: verdict(node_kubectl, node_namespace, "steady") == e, 60,  # type: ignore[misc]
-                 f"flip {flip} to {expected}", interval=0.05)
+    with VerdictWatch(node_cluster, node_namespace, "steady") as watch:
+        for flip in range(flips):
+            enabled = flip % 2 == 0  # readiness-probe-missing on: violating; off: compliant
+            checks = {"readiness-probe-missing": {"enabled": enabled},
+                      "replicas-too-few": {"enabled": False}}
+            node_kubectl("apply", "-f", "-", input=policy("e2e-flip", [node_namespace], "audit", checks))
+            watch.wait_for("violating" if enabled else "compliant", 60, f"flip {flip}")
     assert _pod_identities(node_kubectl, node_namespace) == before
     # The API server bumps a Deployment's generation on annotation changes too (the deployment controller
     # copies them to the ReplicaSet), but the pod template, and so the ReplicaSet, never changes.
     replica_sets = get_json(node_kubectl, "replicasets", "-n", node_namespace, "-l", "app=steady")["items"]
     assert len(replica_sets) == 1, [rs["metadata"]["name"] for rs in replica_sets]
+
+
+class VerdictWatch:
+    """One ``kubectl get --watch`` printing a Deployment's verdict on every change: a hundred flips read
+    from one stream instead of a kubectl process per poll."""
+
+    def __init__(self, cluster: NodeCluster, namespace: str, name: str) -> None:
+        self._command = [str(binaries.kubectl()), f"--kubeconfig={cluster.kubeconfig}", "get", "deployment",
+                         name, "-n", namespace, "--watch", "--output-watch-events=false",
+                         "-o", r'jsonpath={.metadata.annotations.readiness\.dev/verdict}{"\n"}']
+        self._lines: queue.Queue[str | None] = queue.Queue()
+
+    def __enter__(self) -> VerdictWatch:
+        self._process = subprocess.Popen(self._command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._process.kill()
+        self._process.wait(timeout=10)
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def wait_for(self, expected: str, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise AssertionError(f"{what}: the watch ended (exit {self._process.poll()}) after {seen}")
+            if line == expected:
+                return
+            seen.append(line)
+        raise AssertionError(f"{what}: no {expected!r} within {timeout:.0f}s; saw {seen[-5:]}")
 
 
 def test_eviction_is_refused_for_the_workload_pdb_blocks_evictions_flags(
