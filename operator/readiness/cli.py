@@ -2,9 +2,10 @@
 
 A thin shell around the engine: the operator and the webhook judge workloads with the same code.
 
-Exit codes: 0 clean; 1 findings at or above --fail-on; 2 usage or input errors. Input errors win over
-findings: a run that could not read part of its input exits 2 even when what it could read is clean,
-because a CI gate must never pass on manifests it did not judge. Broken documents do not stop the
+Exit codes: 0 clean; 1 findings at or above --fail-on; 2 usage or input errors; 3 nothing was judged
+(no policy matched any workload; --allow-empty makes that 0). Input errors win over findings: a run that
+could not read part of its input exits 2 even when what it could read is clean, because a CI gate must
+never pass on manifests it did not judge. Broken documents do not stop the
 audit of the others; their errors are printed (stderr, one line each) and in every report format.
 """
 
@@ -14,12 +15,13 @@ import argparse
 import gc
 import io
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_NOTHING_JUDGED = 0, 1, 2, 3
 FAIL_ON = ("error", "warning", "info", "never")
 
 
@@ -57,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="[GROUP/]KIND=PATH[,replicas=PATH]",
                        help="audit a custom kind whose pod template is at PATH, e.g. "
                             "'example.com/Worker=spec.template,replicas=spec.replicas'")
+    audit.add_argument("--namespace-labels", action="append", default=[],
+                       metavar="NAMESPACE:KEY=VALUE[,KEY=VALUE...]",
+                       help="the labels of a namespace for policies' namespaceSelector, e.g. "
+                            "'shop:env=prod,tier=web' ('shop:' for none; repeatable; they replace a "
+                            "Namespace object's labels). Unknown labels are assumed to match, and the report "
+                            "says so")
+    audit.add_argument("--allow-empty", action="store_true",
+                       help="exit 0, not 3, when nothing was judged (the report still says so)")
     audit.add_argument("--no-color", action="store_true", help="no ANSI colours (also: NO_COLOR=1)")
     audit.set_defaults(handler=cmd_audit)
 
@@ -86,12 +96,13 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     from readiness.report import RenderOptions
 
     kinds = _kinds(args.custom_kind)
+    namespace_labels = parse_namespace_labels(args.namespace_labels)
     engines = _engines(args.policy, [spec.kind for spec in kinds.custom])
     files = args.files or _stdin_or_usage(stdin)
     now = datetime.now(UTC)  # one clock for the whole run (and both processes of the parallel path)
     threshold = None if args.fail_on == "never" else _severity(args.fail_on)
     color = stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
-    options = RenderOptions(color=color, fail_on=threshold)
+    options = RenderOptions(color=color, fail_on=threshold, allow_empty=args.allow_empty)
     # The parsed manifests are hundreds of thousands of small dicts and lists without reference cycles:
     # the cyclic GC would rescan them all again and again (half the time of a 10,000-document audit).
     # Reference counting frees them; the collector is back on before this returns (unless the process
@@ -100,9 +111,9 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     gc.disable()
     try:
         prerender = _prerender(args.output, options, engines)
-        result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender)
+        result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender, namespace_labels)
         if result is None:
-            result = _audit_serial(files, stdin, engines, kinds.registry, now)
+            result = _audit_serial(files, stdin, engines, kinds.registry, now, namespace_labels)
         _write_report(args.output, result, options, stdout)
     finally:
         if gc_was_enabled and not _process_ends_after_run:
@@ -110,9 +121,46 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     _keep_until_exit(result)
     for error in result.errors:
         print(f"readiness: {error}", file=stderr)
+    if args.output != "text":  # stdout may be a JSON or SARIF file: the CI log says it too
+        for notice in result.notices():
+            print(f"readiness: {notice}", file=stderr)
     if result.errors:
         return EXIT_ERROR
+    if result.nothing_judged() is not None and not args.allow_empty:
+        return EXIT_NOTHING_JUDGED
     return EXIT_FINDINGS if result.fails(threshold) else EXIT_OK
+
+
+def parse_namespace_labels(values: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`--namespace-labels NAMESPACE:KEY=VALUE[,KEY=VALUE...]`, repeatable (the same namespace's labels
+    are merged). A colon ends the name because neither a namespace name nor a label key can hold one."""
+    labels: dict[str, dict[str, str]] = {}
+    for text in values:
+        name, colon, pairs = text.partition(":")
+        name = name.strip()
+        if not colon or not _DNS_LABEL.fullmatch(name):
+            raise UsageError(f"--namespace-labels {text!r}: expected NAMESPACE:KEY=VALUE[,KEY=VALUE...] "
+                             f"(NAMESPACE a DNS label, e.g. 'shop:env=prod')")
+        known = labels.setdefault(name, {})
+        for pair in filter(None, (part.strip() for part in pairs.split(","))):
+            key, equals, value = pair.partition("=")
+            if not equals or not _is_label(key.strip(), value.strip()):
+                raise UsageError(f"--namespace-labels {text!r}: {pair!r} is not a KEY=VALUE label")
+            known[key.strip()] = value.strip()
+    return labels
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _is_label(key: str, value: str) -> bool:
+    """A valid label (Kubernetes' rules: `[prefix/]name`, the prefix a DNS subdomain, the value empty
+    or a name)."""
+    prefix, slash, name = key.rpartition("/")
+    return (bool(_LABEL_NAME.fullmatch(name)) and (not slash or bool(_DNS_SUBDOMAIN.fullmatch(prefix)))
+            and (not value or bool(_LABEL_NAME.fullmatch(value))))
 
 
 def _write_report(output: str, result: Any, options: Any, stdout: TextIO) -> None:
@@ -158,20 +206,21 @@ def _prerender(output: str, options: Any, engines: Sequence[Any]) -> Any:
     return Prerender(output, functools.partial(module.entry_bytes, options=options))
 
 
-def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any) -> Any:
+def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any,
+                  namespace_labels: dict[str, dict[str, str]]) -> Any:
     from readiness.loader import load_paths
     from readiness.report.model import audit
 
     loaded = load_paths(files, stdin)
     if not loaded.documents and not loaded.errors:
         raise UsageError(f"no Kubernetes objects in {', '.join(files)}")
-    result = audit(loaded.documents, engines, kinds, now)
+    result = audit(loaded.documents, engines, kinds, now, namespace_labels=namespace_labels)
     result.errors[:0] = loaded.errors  # reading problems first: they usually explain the rest
     return result
 
 
 def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any,
-                        prerender: Any) -> Any | None:
+                        prerender: Any, namespace_labels: dict[str, dict[str, str]]) -> Any | None:
     """One large YAML file (or stdin) is audited in two processes (readiness.report.parallel); None when
     the input is anything else, small, or the parallel path failed. Stdin, once read, is replaced by its
     text so that the serial path can read it again."""
@@ -187,7 +236,7 @@ def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any],
         stdin_again: TextIO = io.StringIO(text)
         files_source = "-"
         if not parallel.worth_parallel(len(text)):
-            return _audit_serial(files, stdin_again, engines, kinds, now)
+            return _audit_serial(files, stdin_again, engines, kinds, now, namespace_labels)
     else:
         path = Path(name)
         if path.suffix == ".json" or not path.is_file():
@@ -200,9 +249,9 @@ def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any],
             return None  # the serial path reports it
         files_source = str(path)
         stdin_again = stdin
-    outcome = parallel.audit_stream(text, files_source, engines, kinds, now, prerender)
+    outcome = parallel.audit_stream(text, files_source, engines, kinds, now, prerender, namespace_labels)
     if outcome is None:
-        return _audit_serial(files, stdin_again, engines, kinds, now)
+        return _audit_serial(files, stdin_again, engines, kinds, now, namespace_labels)
     result, load_errors, documents = outcome
     if not documents and not load_errors:
         raise UsageError(f"no Kubernetes objects in {name}")
@@ -313,7 +362,8 @@ def cmd_checks(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: 
         import orjson
 
         rows = [{"id": c.id, "category": c.category.value, "severity": c.severity.value,
-                 "enabled": c.enabled_by_default, "title": c.title, "references": list(c.references)}
+                 "enabled": c.enabled_by_default, "title": c.title, "references": list(c.references),
+                 "dependsOn": list(c.depends_on)}
                 for c in checks]
         stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
@@ -321,7 +371,9 @@ def cmd_checks(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: 
     stdout.write(f"{'ID':<{width}}  {'CATEGORY':<12}  {'SEVERITY':<8}  {'ON':<3}  TITLE\n")
     for c in checks:
         on = "on" if c.enabled_by_default else "off"
-        stdout.write(f"{c.id:<{width}}  {c.category.value:<12}  {c.severity.value:<8}  {on:<3}  {c.title}\n")
+        reads = f" (reads {', '.join(c.depends_on)})" if c.depends_on else ""
+        stdout.write(f"{c.id:<{width}}  {c.category.value:<12}  {c.severity.value:<8}  {on:<3}  {c.title}"
+                     f"{reads}\n")
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from readiness.selectors import LabelMatcher, compile_selector
 
@@ -22,6 +22,19 @@ class DisruptionBudget:
     selects: LabelMatcher
     blocks_all_evictions: bool
     """maxUnavailable: 0 or minAvailable: 100%: node drains hang forever (Polaris' pdbDisruptionsIsZero)."""
+    min_available: int | str | None = None
+    """spec.minAvailable as written (an integer or "N%"); None when unset or when maxUnavailable is set,
+    which the disruption controller reads first."""
+
+    def pods_required(self, pods: int) -> int | None:
+        """How many of `pods` pods minAvailable keeps up (the disruption controller's desiredHealthy): an
+        integer as written, a percentage of the pods rounded up; None without a usable minAvailable."""
+        value = self.min_available
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
+            return -(-int(value[:-1]) * pods // 100)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +49,28 @@ class AuditContext:
     pdbs_known: bool = True
     """False when the caller could not see PodDisruptionBudgets: the PDB check then stays silent rather
     than report a false positive."""
+    token_automount: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+    """ServiceAccounts' automountServiceAccountToken by (namespace, name), for those that set it: a pod
+    that leaves the field unset inherits it (the pod's own value wins)."""
+    hpa_max_replicas: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    """HorizontalPodAutoscaler maxReplicas, keyed as hpa_min_replicas: the most pods an autoscaled
+    workload can ever run (what a PodDisruptionBudget's minAvailable must stay below)."""
+
+    def account_automounts(self, namespace: str, account: str) -> bool | None:
+        """The ServiceAccount's automountServiceAccountToken; None when unset or the account is unknown."""
+        return self.token_automount.get((namespace, account)) if self.token_automount else None
 
     def budgets_for(self, namespace: str, pod_labels: Mapping[str, str]) -> list[DisruptionBudget]:
         return [b for b in self.pdbs.get(namespace, ()) if b.selects(pod_labels)]
 
     @classmethod
     def from_objects(cls, objects: Iterable[Mapping[str, Any]], pdbs_known: bool = True) -> AuditContext:
-        """Index the PodDisruptionBudgets and HorizontalPodAutoscalers among `objects`; ignore the rest."""
+        """Index the PodDisruptionBudgets, HorizontalPodAutoscalers and ServiceAccounts among `objects`;
+        ignore the rest."""
         pdbs: dict[str, list[DisruptionBudget]] = {}
         hpas: dict[tuple[str, str, str], int] = {}
+        hpa_maxes: dict[tuple[str, str, str], int] = {}
+        automount: dict[tuple[str, str], bool] = {}
         for obj in objects:
             kind = obj.get("kind")
             if kind == "PodDisruptionBudget":
@@ -52,8 +78,18 @@ class AuditContext:
                 if budget is not None:
                     pdbs.setdefault(budget.namespace, []).append(budget)
             elif kind == "HorizontalPodAutoscaler":
-                _add_hpa(obj, hpas)
-        return cls({ns: tuple(b) for ns, b in pdbs.items()}, hpas, pdbs_known)
+                found = autoscaler(obj)
+                if found is not None:
+                    key, minimum, maximum = found
+                    hpas[key] = minimum
+                    if maximum is not None:
+                        hpa_maxes[key] = maximum
+            elif kind == "ServiceAccount":
+                account = service_account_automount(obj)
+                if account is not None:
+                    automount[account[0]] = account[1]
+        return cls({ns: tuple(b) for ns, b in pdbs.items()}, hpas, pdbs_known, token_automount=automount,
+                   hpa_max_replicas=hpa_maxes)
 
 
 def disruption_budget(obj: Mapping[str, Any]) -> DisruptionBudget | None:
@@ -71,18 +107,41 @@ def disruption_budget(obj: Mapping[str, Any]) -> DisruptionBudget | None:
     except ValueError:
         return None
     blocks = spec.get("maxUnavailable") in (0, "0", "0%") or spec.get("minAvailable") == "100%"
-    return DisruptionBudget(str(meta.get("namespace") or ""), str(meta.get("name") or ""), selects, blocks)
+    minimum = spec.get("minAvailable") if spec.get("maxUnavailable") is None else None
+    if isinstance(minimum, bool) or not isinstance(minimum, int | str):
+        minimum = None
+    return DisruptionBudget(str(meta.get("namespace") or ""), str(meta.get("name") or ""), selects, blocks,
+                            minimum)
 
 
-def _add_hpa(obj: Mapping[str, Any], hpas: dict[tuple[str, str, str], int]) -> None:
+def service_account_automount(obj: Mapping[str, Any]) -> tuple[tuple[str, str], bool] | None:
+    """((namespace, name), automountServiceAccountToken) of a ServiceAccount that sets the field; None
+    for one that leaves it unset (pods then mount the token) or is malformed."""
+    meta = obj.get("metadata")
+    flag = obj.get("automountServiceAccountToken")
+    if not isinstance(meta, Mapping) or not isinstance(flag, bool):
+        return None
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or "")), flag
+
+
+def autoscaler(obj: Mapping[str, Any]) -> tuple[tuple[str, str, str], int, int | None] | None:
+    """((namespace, target kind, target name), minReplicas, maxReplicas) of a HorizontalPodAutoscaler
+    (minReplicas defaults to 1; maxReplicas None when not an integer); None when malformed. The CLI and
+    the operator's index both read HPAs through this."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
-        return
+        return None
     target = spec.get("scaleTargetRef") or {}
     if not isinstance(target, Mapping):
-        return
+        return None
     minimum = spec.get("minReplicas", 1)
-    if isinstance(minimum, int) and not isinstance(minimum, bool):
-        key = (str(meta.get("namespace") or ""), str(target.get("kind") or ""), str(target.get("name") or ""))
-        hpas[key] = minimum
+    if not _is_int(minimum):
+        return None
+    maximum = spec.get("maxReplicas")
+    key = (str(meta.get("namespace") or ""), str(target.get("kind") or ""), str(target.get("name") or ""))
+    return key, minimum, maximum if _is_int(maximum) else None
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

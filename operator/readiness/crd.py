@@ -25,11 +25,13 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, NoDefault
 from pydantic_core import PydanticUndefined, core_schema
 
 from readiness.checks.base import CheckParams, camel, param_fields
+from readiness.loader import GO_BOOL
 from readiness.modelkit import described, docstring
 from readiness.policy import (
     API_GROUP,
     API_VERSION,
     KIND,
+    MAX_POLICY_NAME_LENGTH,
     PLURAL,
     ReadinessPolicy,
     ReadinessPolicySpec,
@@ -219,6 +221,13 @@ def _root_schema() -> Schema:
             "spec": {**spec, "description": described(ReadinessPolicy, "spec") or ""},
             "status": status,
         },
+        # The API server checks metadata.name as a DNS subdomain (253 characters); the operator also writes
+        # it as a label value. CEL on the root may read metadata.name (and nothing else of metadata).
+        "x-kubernetes-validations": [{
+            "rule": f"self.metadata.name.size() <= {MAX_POLICY_NAME_LENGTH}",
+            "message": f"metadata.name must be at most {MAX_POLICY_NAME_LENGTH} characters: the operator "
+                       "writes it as a label value",
+        }],
     }
 
 
@@ -261,6 +270,15 @@ class _NoAliasDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def _quote_go_booleans(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """kubectl reads YAML 1.1: an unquoted `y` or `off` (plain strings to PyYAML) would be a boolean."""
+    style = "'" if GO_BOOL.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_NoAliasDumper.add_representer(str, _quote_go_booleans)
 
 
 def render_yaml() -> str:

@@ -36,13 +36,21 @@ ROLE_NAMES = {ContainerRole.APP: "app containers", ContainerRole.SIDECAR: "nativ
 # -- facts shared by the markdown and the terminal renderings ---------------------------------------------
 
 
+CLASS_KINDS = {(WorkloadClass.POD, "Pod"): "Pod with restartPolicy Always"}
+"""How a kind reads in a class's list when only some of its objects are in the class: a bare Pod that
+runs to completion is judged as batch (readiness.workload.RUN_TO_COMPLETION)."""
+
+
 def _classes(check: Check[Any]) -> str:
     if check.classes == frozenset(WorkloadClass):
         return "every workload kind"
     parts = []
     for wc in WorkloadClass:
         if wc in check.classes:
-            kinds = ", ".join(k.kind for k in BUILTIN_KINDS if k.workload_class is wc)
+            kinds = ", ".join(CLASS_KINDS.get((wc, k.kind), k.kind)
+                              for k in BUILTIN_KINDS if k.workload_class is wc)
+            if wc is WorkloadClass.BATCH:
+                kinds += ", Pod with restartPolicy Never or OnFailure"
             parts.append(f"{wc.value} ({kinds})")
     return "; ".join(parts)
 
@@ -55,6 +63,14 @@ def _roles(check: Check[Any]) -> str:
     if ContainerRole.SIDECAR in check.roles and check.category.value == "probes":
         text += " (native sidecars unless the policy sets includeNativeSidecars: false)"
     return text
+
+
+def depends_on(check: Check[Any]) -> str:
+    """What the verdict reads besides the workload, and what that means at admission."""
+    if not check.depends_on:
+        return "the workload alone"
+    return (f"{', '.join(check.depends_on)} objects: admission only warns \"not yet\" on this check "
+            "(they may come later in the same apply) and never denies; the audit decides")
 
 
 def _schema_type(schema: dict[str, Any]) -> str:
@@ -118,6 +134,7 @@ def render_check(check: Check[Any]) -> str:
            f"| enabled by default | {'yes' if check.enabled_by_default else 'no'} |",
            f"| workloads | {_classes(check)} |",
            f"| containers | {_roles(check)} |",
+           f"| depends on | {_cell(depends_on(check))} |",
            f"| message | `{_cell(check.message)}` |",
            "", "## Parameters", ""]
     rows = parameters(check)
@@ -181,7 +198,8 @@ def render_explain(check: Check[Any]) -> str:
            f"  category: {check.category.value}   severity: {check.severity.value}   "
            f"enabled by default: {'yes' if check.enabled_by_default else 'no'}",
            f"  workloads: {_classes(check)}",
-           f"  containers: {_roles(check)}", "", "Parameters:"]
+           f"  containers: {_roles(check)}",
+           f"  depends on: {depends_on(check)}", "", "Parameters:"]
     rows = parameters(check)
     if rows:
         for name, kind, default, doc in rows:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from readiness.checks import CATALOG, all_checks
-from readiness.checks.base import Category, Check, CheckParams, Severity
+from readiness.checks.base import FIELD, Category, Check, CheckParams, Severity
 from readiness.context import AuditContext
 from readiness.records import record
 from readiness.selectors import GlobSet, LabelMatcher, compile_selector
@@ -37,6 +37,9 @@ class Finding:
     severity: Severity
     message: str
     container: str | None = None
+    field: str | None = None
+    """Where in the container (or, for a workload check, the pod spec) the fault is, when the check says
+    (`env[3]`, `livenessProbe`): reports point at that line rather than the container's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +210,9 @@ class _Step:
                 message = check.message.format_map(values)
         except (ValueError, IndexError, AttributeError, KeyError):
             message = check.title
-        return Finding(check.id, check.category, self.severity, message, container)
+        at = outcome.get(FIELD) if outcome else None
+        return Finding(check.id, check.category, self.severity, message, container,
+                       at if at.__class__ is str else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +255,8 @@ class Engine:
         kinds = _builtin_policy_kinds(extra_kinds)
         engine._policy = None
         engine._builtin_kinds = tuple(kinds)
-        engine._compile(BUILTIN_POLICY_NAME, None, False, True, False, _Match((), (), kinds, None, None), ())
+        engine._compile(BUILTIN_POLICY_NAME, None, False, True, BUILTIN_ALLOWS_WORKLOAD_EXEMPTIONS,
+                        _Match((), (), kinds, None, None), ())
         return engine
 
     @property
@@ -266,6 +272,9 @@ class Engine:
         self._only_listed = only_listed
         self._include_native_sidecars = include_native_sidecars
         self._allow_workload_exemptions = allow_workload_exemptions
+        # Short enough for an admission warning line (the webhook clips at 120 characters).
+        self._ignored_annotation_notice = "" if allow_workload_exemptions else (
+            f"{EXEMPT_ANNOTATION} ignored: policy {name} has allowWorkloadExemptions: false")
         self.active: tuple[ActiveCheck, ...] = tuple(self._activate(check) for check in all_checks()
                                                       if self._enabled(check))
         self._by_class: dict[WorkloadClass, tuple[ActiveCheck, ...]] = {
@@ -317,24 +326,29 @@ class Engine:
     def uses_namespace_labels(self) -> bool:
         return self._namespace_selector is not None
 
-    def matches_namespace(self, namespace: str, namespace_labels: Mapping[str, str] | None = None) -> bool:
+    def matches_namespace(self, namespace: str, namespace_labels: Mapping[str, str] | None = None,
+                          unknown_labels_match: bool = False) -> bool:
         """Whether the policy's namespace globs and selector admit `namespace`. Unknown labels (None)
-        fail a namespaceSelector: better to skip than to judge with the wrong policy."""
+        fail a namespaceSelector (in a cluster: better to skip than to judge with the wrong policy),
+        unless `unknown_labels_match` (the offline audit, which says that it assumed so)."""
         if self._excluded.matches(namespace):
             return False
         if self._namespaces and not self._namespaces.matches(namespace):
             return False
         if self._namespace_selector is not None:
-            return namespace_labels is not None and self._namespace_selector(namespace_labels)
+            if namespace_labels is None:
+                return unknown_labels_match
+            return self._namespace_selector(namespace_labels)
         return True
 
-    def matches(self, workload: Workload, namespace_labels: Mapping[str, str] | None = None) -> bool:
+    def matches(self, workload: Workload, namespace_labels: Mapping[str, str] | None = None,
+                unknown_labels_match: bool = False) -> bool:
         """Whether the policy judges this workload. Controlled objects (a Deployment's ReplicaSets, a
         CronJob's Jobs) are judged through their owner."""
         return (
             not workload.controlled
             and workload.ref.kind in self._kinds
-            and self.matches_namespace(workload.ref.namespace, namespace_labels)
+            and self.matches_namespace(workload.ref.namespace, namespace_labels, unknown_labels_match)
             and self._selector(workload.labels)
         )
 
@@ -374,6 +388,8 @@ class Engine:
                 failed = step
                 result.errors.append(f"{step.check.id}: {type(error).__name__}: {error}")
         result.results = judgements
+        if self._ignored_annotation_notice and EXEMPT_ANNOTATION in workload.annotations:
+            result.notices.append(self._ignored_annotation_notice)  # said even when nothing is waived
         if findings and (self._exemptions or (self._allow_workload_exemptions
                                              and EXEMPT_ANNOTATION in workload.annotations)):
             self._apply_exemptions(result, workload, now or datetime.now(UTC))
@@ -493,6 +509,10 @@ def annotation_exemption(
 
 
 BUILTIN_POLICY_NAME = "default"
+BUILTIN_ALLOWS_WORKLOAD_EXEMPTIONS = True
+"""The built-in policy (the offline CLI's default) honours `readiness.dev/exempt` annotations with a
+reason, as every peer CLI honours its in-manifest waivers: without a central policy there is nowhere
+else to write them. A ReadinessPolicy decides for itself (`allowWorkloadExemptions`, off by default)."""
 
 
 def _builtin_policy_kinds(extra_kinds: Iterable[str]) -> list[str]:
@@ -507,7 +527,8 @@ def default_policy_document(extra_kinds: Iterable[str] = ()) -> dict[str, Any]:
 
     return {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND,
             "metadata": {"name": BUILTIN_POLICY_NAME},
-            "spec": {"match": {"kinds": _builtin_policy_kinds(extra_kinds), "excludeNamespaces": []}}}
+            "spec": {"match": {"kinds": _builtin_policy_kinds(extra_kinds), "excludeNamespaces": []},
+                     "allowWorkloadExemptions": BUILTIN_ALLOWS_WORKLOAD_EXEMPTIONS}}
 
 
 def default_policy(extra_kinds: Iterable[str] = ()) -> ReadinessPolicy:
@@ -519,7 +540,8 @@ def default_policy(extra_kinds: Iterable[str] = ()) -> ReadinessPolicy:
 
     match = trusted(Match, kinds=_builtin_policy_kinds(extra_kinds), exclude_namespaces=[])
     return trusted(ReadinessPolicy, metadata=trusted(Metadata, name=BUILTIN_POLICY_NAME),
-                   spec=trusted(ReadinessPolicySpec, match=match))
+                   spec=trusted(ReadinessPolicySpec, match=match,
+                                allow_workload_exemptions=BUILTIN_ALLOWS_WORKLOAD_EXEMPTIONS))
 
 
 def evaluate_all(engines: Iterable[Engine], workload: Workload, context: AuditContext = EMPTY_CONTEXT,

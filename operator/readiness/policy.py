@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import typing
 from collections.abc import Mapping
@@ -42,10 +43,12 @@ DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 """A Prometheus duration such as `30s`, `15m` or `1h30m`."""
 
 RFC3339_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+    r"T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 """An RFC 3339 date-time with an explicit offset. The API server's `date-time` format alone also accepts
-times without an offset; the pattern keeps the server as strict as `load_policy`."""
+times without an offset, year 0000 and offsets of 24 hours or more, which Python's datetime (and so the
+operator) cannot represent; the pattern keeps the server as strict as `load_policy`."""
 
 KIND_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
 """A Kubernetes kind: CamelCase, as in `Deployment`."""
@@ -59,6 +62,21 @@ MAX_GLOBS = 128
 MAX_EXEMPTIONS = 256
 MAX_NAME_LENGTH = 253
 MAX_REASON_LENGTH = 1024
+
+MAX_POLICY_NAME_LENGTH = 63
+"""metadata.name: a DNS subdomain, as for any cluster-scoped object, and at most 63 characters because the
+operator writes it as a label value (`readiness.dev/policy` on its PrometheusRules) and a metric label."""
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+QUALIFIED_NAME_PATTERN = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+"""The API server's limit on the total size of an object's annotations."""
+
+MAX_POLICY_BYTES = 1024 * 1024
+"""The largest policy `load_policy` accepts, measured as the compact JSON that kubectl sends. etcd refuses
+objects over 1.5 MiB (its default `--max-request-bytes`); 1 MiB leaves room for the status, managedFields
+and metadata the API server adds, so that every policy the CLI accepts can be stored and have its status
+written. The CRD cannot measure bytes: between 1 MiB and etcd's limit the server alone accepts a policy."""
 
 
 class Model(BaseModel):
@@ -170,10 +188,10 @@ class Match(Model):
     selector: LabelSelector | None = None
     """Only workloads whose own labels match."""
     kinds: Annotated[list[KindName], Field(min_length=1, max_length=32)] = Field(
-        default_factory=lambda: ["Deployment", "StatefulSet", "DaemonSet"]
+        default_factory=lambda: ["Deployment", "StatefulSet", "DaemonSet", "ReplicationController"]
     )
-    """Workload kinds to judge: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, or a
-    custom kind registered with the operator (such as Rollout)."""
+    """Workload kinds to judge: Deployment, StatefulSet, DaemonSet, ReplicationController, ReplicaSet, Job,
+    CronJob, Pod, or a custom kind registered with the operator (such as Rollout)."""
 
 
 # -- exemptions ------------------------------------------------------------------------------------------
@@ -188,7 +206,10 @@ def _rfc3339(value: Any) -> Any:
         return value
     if isinstance(value, date) or not isinstance(value, str) or not re.match(RFC3339_PATTERN, value):
         raise ValueError(f"must be an RFC 3339 date-time such as 2030-01-31T00:00:00Z, got {str(value)!r}")
-    return value
+    try:  # parsed here: strict validation takes no strings for a datetime
+        return datetime.fromisoformat(value)
+    except ValueError:  # 2030-02-30, 23:59:60: the API server rejects them too
+        raise ValueError(f"{value!r} is not a valid date and time") from None
 
 
 Rfc3339 = Annotated[
@@ -385,20 +406,71 @@ class ReadinessPolicySpec(Model):
     """Where verdicts are written."""
 
 
+def _qualified_name(key: str) -> str:
+    """A label or annotation key as the API server checks it: `[prefix/]name`."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > MAX_NAME_LENGTH or not re.fullmatch(DNS_SUBDOMAIN_PATTERN, prefix)):
+        raise ValueError(f"key {key!r}: the prefix must be a lowercase DNS subdomain such as example.com")
+    if len(name) > MAX_POLICY_NAME_LENGTH or not re.fullmatch(QUALIFIED_NAME_PATTERN, name):
+        raise ValueError(f"key {key!r}: the name must be at most 63 characters (alphanumerics, '-', '_', "
+                         "'.'), starting and ending with an alphanumeric")
+    return key
+
+
+def _label_values(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        _qualified_name(key)
+        if len(value) > MAX_POLICY_NAME_LENGTH or not re.fullmatch(LABEL_VALUE_PATTERN, value):
+            raise ValueError(f"{key}: value {value!r} must be at most 63 characters (alphanumerics, '-', "
+                             "'_', '.'), starting and ending with an alphanumeric")
+    return labels
+
+
+def _annotation_keys(annotations: dict[str, str]) -> dict[str, str]:
+    for key in annotations:
+        _qualified_name(key)
+    size = sum(len(key) + len(value) for key, value in annotations.items())
+    if size > MAX_ANNOTATIONS_BYTES:
+        raise ValueError(f"annotations total {size} bytes, over the API server's limit of "
+                         f"{MAX_ANNOTATIONS_BYTES}")
+    return annotations
+
+
 class Metadata(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    """The ObjectMeta fields the API server knows; anything else is rejected, as `kubectl apply` does."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              defer_build=True)
+    name: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=MAX_POLICY_NAME_LENGTH)]
+    labels: Annotated[dict[str, str], AfterValidator(_label_values)] = Field(default_factory=dict)
+    annotations: Annotated[dict[str, str], AfterValidator(_annotation_keys)] = Field(default_factory=dict)
+    # Written by the API server (`kubectl get -o yaml`, and what the operator reads): accepted as they are.
+    namespace: str | None = None
+    generate_name: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    finalizers: list[str] = Field(default_factory=list)
+    owner_references: list[dict[str, Any]] = Field(default_factory=list)
+    managed_fields: list[dict[str, Any]] = Field(default_factory=list)
+    self_link: str | None = None
 
 
 class ReadinessPolicy(BaseModel):
-    """A ReadinessPolicy as read from YAML or the API server (status is ignored here)."""
+    """A ReadinessPolicy as read from YAML or the API server. Unknown fields are rejected, as the API
+    server's strict field validation (`kubectl apply`'s default) rejects them."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
     api_version: Annotated[str, Field(alias="apiVersion")] = f"{API_GROUP}/{API_VERSION}"
     kind: str = KIND
     metadata: Metadata
     spec: ReadinessPolicySpec = Field(default_factory=ReadinessPolicySpec)
     """The policy: which workloads, which checks, how strictly."""
+    status: ReadinessPolicyStatus | None = None
+    """Written by the operator; checked as the API server checks it, otherwise unused here."""
 
     @field_validator("api_version")
     @classmethod
@@ -433,15 +505,50 @@ class PolicyError(ValueError):
 
 
 def load_policy(data: Mapping[str, Any], source: str) -> ReadinessPolicy:
-    """Validate one ReadinessPolicy document; raise PolicyError naming the first bad field."""
+    """Validate one ReadinessPolicy document as the API server validates it; raise PolicyError naming the
+    first bad field.
+
+    The document goes through JSON, as kubectl sends it, and is validated strictly, with the names of the
+    YAML only: `"3"` is no integer, `"yes"` and `1` are no booleans, `run_as_root` is no check id. Before
+    that it is decoded as the API server decodes it (`as_the_server_decodes`)."""
     if not isinstance(data, Mapping):
         raise PolicyError(f"{source}: expected a {KIND} mapping, got {type(data).__name__}")
+    text = json.dumps(as_the_server_decodes(data), separators=(",", ":"), default=_json_scalar)
+    if len(text.encode()) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{source}: the policy is {len(text.encode())} bytes as JSON, over the limit of "
+                          f"{MAX_POLICY_BYTES} (1 MiB)")
     try:
-        return ReadinessPolicy.model_validate(data)
+        return ReadinessPolicy.model_validate_json(text, strict=True, by_alias=True, by_name=False)
     except ValidationError as error:
         errors = error.errors(include_url=False)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise PolicyError(f"{source}: {describe_error(errors[0])}{more}") from None
+
+
+INT64 = range(-(2**63), 2**63)
+
+
+def as_the_server_decodes(value: Any) -> Any:
+    """The document as the API server sees it before validation: a null map value means the key is absent
+    (the server prunes it, then applies the CRD's default), an integral float is an integer (`3.0` is a
+    valid replica count) and an integer beyond int64 is a float (so only a `number` field takes it)."""
+    if isinstance(value, Mapping):
+        return {key: as_the_server_decodes(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [as_the_server_decodes(item) for item in value]
+    if isinstance(value, float) and value.is_integer() and int(value) in INT64:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT64:
+        return float(value)
+    return value
+
+
+def _json_scalar(value: Any) -> str:
+    """What a YAML parser makes of an unquoted timestamp, written back as text (kubectl's YAML reader
+    keeps timestamps as strings); a date or a time without an offset then fails the RFC 3339 pattern."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 def describe_error(error: Mapping[str, Any]) -> str:
@@ -458,7 +565,8 @@ def field_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            name = to_camel(part) if "_" in part and part not in CATALOG else part
+            name = part.replace("_", "-") if part.replace("_", "-") in CATALOG else (
+                to_camel(part) if "_" in part else part)  # run_as_root is run-as-root, not runAsRoot
             path += f".{name}" if path else name
     return path
 
@@ -469,6 +577,8 @@ _PATTERN_MEANINGS = {
     DURATION_PATTERN: "must be a Prometheus duration such as 30s, 15m or 1h30m",
     KIND_PATTERN: "must be a CamelCase kind such as Deployment",
     URL_PATTERN: "must be an http:// or https:// URL",
+    DNS_SUBDOMAIN_PATTERN: "must be a lowercase DNS subdomain (a-z, 0-9, '-' and '.', starting and ending "
+                           "with a letter or digit), such as prod-policy",
 }
 """Patterns named in words: a regular expression is no help to the person reading the error."""
 
@@ -484,9 +594,12 @@ def _message(error: Mapping[str, Any]) -> str:
         message = _PATTERN_MEANINGS.get(error.get("ctx", {}).get("pattern", ""), message)
     for prefix in _PREFIXES:
         message = message.removeprefix(prefix)
+    # JSON's words (policies are validated as JSON); YAML users write lists and mappings.
+    message = message.replace("valid array", "valid list").replace("be an object", "be a mapping")
     value = error.get("input")
     if kind not in ("value_error", "assertion_error") and isinstance(value, str | int | float | bool):
-        message += f" (got {value!r})"
+        shown = repr(value)
+        message += f" (got {shown[:60]}...)" if len(shown) > 64 else f" (got {shown})"
     message = message[:1].lower() + message[1:]
     return " ".join(message.split())
 

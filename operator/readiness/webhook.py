@@ -11,6 +11,12 @@ On UPDATE, findings the old object already had are never grounds for rejection (
 otherwise a deny policy created after a workload would block every later change to it, including the
 operator's own annotation patches, scaling by label tools, and finalizer removal.
 
+Findings of checks that read other objects (`Check.depends_on`: PodDisruptionBudgets, autoscalers,
+ServiceAccounts) are never grounds for rejection either: those objects may come later in the same apply.
+They are warnings marked "(not yet)", and the audit, which sees the objects once they exist, decides.
+Likewise a policy whose namespaceSelector cannot be decided (a namespace created in the same apply, its
+labels not known yet) does not judge at admission, and says "not yet judged".
+
 `configure()` wires it into Kopf, called by the operator's startup handler when the webhook is enabled:
 it registers `@kopf.on.validate` handlers, sets `settings.admission.server`, and (in development and
 tests) keeps a ValidatingWebhookConfiguration in the cluster up to date. It does not use Kopf's
@@ -114,7 +120,8 @@ class WebhookSettings:
     operator_namespace: str | None = None
     """The operator's namespace, excluded too. Default: the operator's --operator-namespace, else
     $POD_NAMESPACE."""
-    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "ReplicationController", "Job",
+                              "CronJob")
     """Workload kinds judged at admission. Pods and ReplicaSets are left
     out by default: controllers create them by the thousand, and their owners are judged instead."""
     policy_source: Literal["operator", "api"] = "operator"
@@ -257,18 +264,33 @@ def review(
     previous = _previous_findings(engines, old, namespace_labels, context, now, kinds)
     denials: list[tuple[str, Finding]] = []
     warned: list[tuple[str, Finding]] = []
+    notices: list[str] = []
     for engine in engines:
         mode = engine.policy.spec.enforcement
-        if mode is Enforcement.AUDIT or not engine.matches(workload, namespace_labels):
+        if mode is Enforcement.AUDIT:
             continue
-        for finding in engine.evaluate(workload, context, now).findings:
+        if not engine.matches(workload, namespace_labels):
+            if namespace_labels is None and engine.matches(workload, None, unknown_labels_match=True):
+                notices.append(_labels_not_yet(engine.name, workload.ref.namespace, width))
+            continue
+        evaluation = engine.evaluate(workload, context, now)
+        notices += (_clip(f"[{engine.name}] {notice}", width) for notice in evaluation.notices)
+        for finding in evaluation.findings:
             blocking = (mode is Enforcement.DENY and finding.severity is Severity.ERROR
-                        and _key(engine.name, finding) not in previous)
+                        and not not_yet(finding) and _key(engine.name, finding) not in previous)
             (denials if blocking else warned).append((engine.name, finding))
-    warnings = format_warnings(warned, max_warnings, width)
+    # notices (an exemption annotation ignored, and why) come first: the findings they explain follow
+    warnings = [*notices, *format_warnings(warned, max_warnings, width)]
     if denials:
         return Review(False, deny_message(str(workload.ref), denials), warnings)
     return Review(True, "", warnings)
+
+
+def _labels_not_yet(policy: str, namespace: str, width: int) -> str:
+    """A namespace created in the same apply may not be known yet (the operator's index, the webhook's
+    cache): its labels decide a namespaceSelector, so admission does not judge, and says so."""
+    return _clip(f"[{policy}] not yet judged: labels of namespace {namespace} not known yet "
+                 "(namespaceSelector); the audit decides", width)
 
 
 def _key(policy: str, finding: Finding) -> tuple[str, str, str | None]:
@@ -293,18 +315,43 @@ def _previous_findings(
     }
 
 
+def not_yet(finding: Finding) -> tuple[str, ...]:
+    """The kinds of other objects the finding's check reads (`Check.depends_on`). At admission they may
+    not exist yet: later in the same `kubectl apply -f`, or installed after the workload (Helm applies
+    HorizontalPodAutoscalers after Deployments). Such a finding is never grounds for denial; it is a
+    warning marked "not yet", and the audit, which sees them once they exist, gives the verdict."""
+    check = CATALOG.get(finding.check)
+    return check.depends_on if check is not None else ()
+
+
 def format_warning(policy: str, finding: Finding, width: int = 120) -> str:
-    """`[policy] check: message (container)`, cut to `width` characters."""
+    """`[policy] check: message (container)`, cut to `width` characters; `check (not yet)` when the
+    finding depends on objects that may not exist yet."""
     where = f" ({finding.container})" if finding.container else ""
-    return _clip(f"[{policy}] {finding.check}: {finding.message}{where}", width)
+    pending = " (not yet)" if not_yet(finding) else ""
+    return _clip(f"[{policy}] {finding.check}{pending}: {finding.message}{where}", width)
+
+
+def not_yet_notice(findings: Iterable[Finding], width: int = 120) -> str | None:
+    """The one line explaining the "(not yet)" marks, naming the kinds involved; None without any."""
+    kinds = dict.fromkeys(kind for finding in findings for kind in not_yet(finding))
+    if not kinds:
+        return None
+    needs = ", ".join(kinds)
+    return _clip(f"[readiness] not yet: needs {needs} (may follow in this apply); the audit decides", width)
 
 
 def format_warnings(items: Sequence[tuple[str, Finding]], limit: int = 10, width: int = 120) -> list[str]:
-    """Errors first, then warnings, then infos; at most `limit`, plus one line counting the rest."""
+    """Errors first, then warnings, then infos, and the line explaining "(not yet)" marks: at most `limit`
+    lines, plus one counting the rest."""
     ordered = sorted(items, key=lambda item: -item[1].severity.rank)
-    lines = [format_warning(policy, finding, width) for policy, finding in ordered[:limit]]
-    if len(ordered) > limit:
-        lines.append(f"[readiness] ... and {len(ordered) - limit} more: run `readiness audit` for the rest")
+    notice = not_yet_notice((finding for _policy, finding in ordered), width)
+    room = limit - 1 if notice is not None and limit > 1 else limit
+    lines = [format_warning(policy, finding, width) for policy, finding in ordered[:room]]
+    if notice is not None:
+        lines.append(notice)
+    if len(ordered) > room:
+        lines.append(f"[readiness] ... and {len(ordered) - room} more: run `readiness audit` for the rest")
     return lines
 
 
@@ -454,7 +501,7 @@ def configure(kopf_settings: kopf.OperatorSettings, operator_settings: Any, stat
     kubeconfig = getattr(operator_settings, "kubeconfig", None)
     api = _ApiSource(settings.policy_refresh_seconds, kubeconfig) if settings.policy_source == "api" else None
     state_context = getattr(state, "context", None)
-    context = state_context if api is None and callable(state_context) else _no_context
+    context = api.context if api is not None else state_context if callable(state_context) else _no_context
     registry = registry or kopf.get_default_registry()
     runtime = _Runtime(settings, api or state, api, registry, context, kubeconfig)
     _register_handlers(runtime)
@@ -632,6 +679,7 @@ class _ApiSource:
         self._compiled: dict[tuple[str, str], Engine] = {}
         self._policies_at = float("-inf")
         self._namespaces: dict[str, tuple[float, Mapping[str, str] | None]] = {}
+        self._contexts: dict[str, AuditContext] = {}
         self._lock = asyncio.Lock()
 
     def engines(self) -> list[Engine]:
@@ -673,6 +721,30 @@ class _ApiSource:
                         raise
                     labels = None
                 self._namespaces[namespace] = (self._clock(), labels)
+                self._contexts[namespace] = await self._context(api_client, namespace)
+
+    def context(self, namespace: str) -> AuditContext:
+        """The namespace's PodDisruptionBudgets, autoscalers and ServiceAccount flags as last read, refreshed
+        with its labels; unknown (no PDB check) until read."""
+        return self._contexts.get(namespace, _ADMISSION_CONTEXT)
+
+    @staticmethod
+    async def _context(api_client: Any, namespace: str) -> AuditContext:
+        """Three lists per namespace and refresh: what the operator's indexes hold, for a standby replica."""
+        from kubernetes_asyncio import client
+
+        listings = (
+            ("PodDisruptionBudget", client.PolicyV1Api(api_client).list_namespaced_pod_disruption_budget),
+            ("HorizontalPodAutoscaler",
+             client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler),
+            ("ServiceAccount", client.CoreV1Api(api_client).list_namespaced_service_account),
+        )
+        objects: list[dict[str, Any]] = []
+        for kind, list_namespaced in listings:
+            listing = await list_namespaced(namespace)
+            for item in listing.items:
+                objects.append({**api_client.sanitize_for_serialization(item), "kind": kind})
+        return AuditContext.from_objects(objects)
 
     def _compile(self, items: Iterable[Mapping[str, Any]]) -> list[Engine]:
         compiled: dict[tuple[str, str], Engine] = {}

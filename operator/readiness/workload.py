@@ -31,8 +31,12 @@ class WorkloadClass(StrEnum):
 
     SERVICE = "service"  # long-running, replicated: Deployment, StatefulSet, ReplicaSet, Rollout
     DAEMON = "daemon"  # one per node: DaemonSet (no replica count)
-    BATCH = "batch"  # runs to completion: Job, CronJob (no probes, no replicas)
-    POD = "pod"  # a bare Pod: no controller recreates it
+    BATCH = "batch"  # runs to completion: Job, CronJob, Pod with restartPolicy Never/OnFailure (no probes)
+    POD = "pod"  # a bare Pod that keeps running (restartPolicy Always): no controller recreates it
+
+
+RUN_TO_COMPLETION = frozenset({"Never", "OnFailure"})
+"""Pod restartPolicy values of a pod that is done when its containers exit: judged like a Job's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ BUILTIN_KINDS: tuple[KindSpec, ...] = (
              ("spec", "updateStrategy")),
     KindSpec("DaemonSet", "apps", WorkloadClass.DAEMON, ("spec", "template"), (), ("spec", "updateStrategy")),
     KindSpec("ReplicaSet", "apps", WorkloadClass.SERVICE, ("spec", "template"), ("spec", "replicas")),
+    # The ReplicaSet's predecessor, still made by old charts and tutorials: replicated, no rollout strategy.
+    KindSpec("ReplicationController", "", WorkloadClass.SERVICE, ("spec", "template"), ("spec", "replicas")),
     KindSpec("Job", "batch", WorkloadClass.BATCH, ("spec", "template")),
     KindSpec("CronJob", "batch", WorkloadClass.BATCH, ("spec", "jobTemplate", "spec", "template")),
     KindSpec("Pod", "", WorkloadClass.POD, ()),
@@ -71,6 +77,7 @@ BUILTIN_RESOURCES: Mapping[str, tuple[str, str, str]] = {
     "StatefulSet": ("apps", "v1", "statefulsets"),
     "DaemonSet": ("apps", "v1", "daemonsets"),
     "ReplicaSet": ("apps", "v1", "replicasets"),
+    "ReplicationController": ("", "v1", "replicationcontrollers"),
     "Job": ("batch", "v1", "jobs"),
     "CronJob": ("batch", "v1", "cronjobs"),
     "Pod": ("", "v1", "pods"),
@@ -243,6 +250,13 @@ def _replicas(obj: Mapping[str, Any], spec: KindSpec) -> int | None:
     return value
 
 
+def _workload_class(declared: WorkloadClass, pod_spec: Mapping[str, Any]) -> WorkloadClass:
+    """A bare Pod that runs to completion behaves like a Job's pod, not like a service."""
+    if declared is WorkloadClass.POD and pod_spec.get("restartPolicy") in RUN_TO_COMPLETION:
+        return WorkloadClass.BATCH
+    return declared
+
+
 def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Workload:
     """Build the engine's view of a manifest. Raises NotAWorkload or MalformedWorkload, never others."""
     if not _is_mapping(obj):
@@ -259,6 +273,9 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
     name = meta.get("name") or meta.get("generateName") or ""
     template = _dig(obj, spec.template_path) if spec.template_path else obj
     if not _is_mapping(template):
+        if _is_mapping(obj.get("spec")) and obj["spec"].get("workloadRef") is not None:
+            raise MalformedWorkload("spec.workloadRef: the referenced pod template is not known here "
+                                    "(the audit judges the Rollout through it)")
         where = ".".join(spec.template_path) or "(object)"
         raise MalformedWorkload(f"{where}: missing pod template")
     pod_spec = template.get("spec")
@@ -274,7 +291,7 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
     generation = meta.get("generation")
     return Workload(
         ref=WorkloadRef(spec.kind, str(meta.get("namespace") or ""), str(name)),
-        workload_class=spec.workload_class,
+        workload_class=_workload_class(spec.workload_class, pod_spec),
         labels=_str_map(meta.get("labels"), "metadata.labels"),
         annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
         pod_labels=_str_map(
@@ -290,3 +307,70 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
         uid=str(meta.get("uid") or ""),
         generation=generation if isinstance(generation, int) else 0,
     )
+
+
+# -- Argo Rollouts' workloadRef -----------------------------------------------------------------------------
+
+TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "Deployment": ("spec", "template"), "ReplicaSet": ("spec", "template"), "PodTemplate": ("template",),
+})
+"""The kinds a Rollout's `spec.workloadRef` may name, and where each keeps the pod template."""
+SCALE_DOWN_MODES = ("never", "onsuccess", "progressively")
+"""`spec.workloadRef.scaleDown`: what Argo does to the referenced Deployment (unset: never)."""
+
+
+@record
+class TemplateRef:
+    """An Argo Rollout's `spec.workloadRef`: the object whose pod template the Rollout runs, instead of a
+    `spec.template` of its own (Argo Rollouts' "Reference Deployment From Rollout")."""
+
+    rollout: WorkloadRef
+    target: WorkloadRef
+    """The referenced object, always in the Rollout's namespace."""
+    scale_down: str
+    """never: the target keeps its own replicas; onsuccess: Argo scales it to zero once the Rollout is
+    healthy; progressively: down as the Rollout scales up (back up if the Rollout fails)."""
+
+    def manages(self, target_replicas: int | None) -> bool:
+        """Whether the target only lends its template: Argo scales it to zero, or it is at zero already.
+        Such a target is judged through the Rollout, as a ReplicaSet is through its Deployment."""
+        return self.scale_down != "never" or target_replicas == 0
+
+
+def template_ref(obj: Mapping[str, Any]) -> TemplateRef | None:
+    """The workloadRef of a Rollout that has no `spec.template` of its own; None for any other object.
+    Raises MalformedWorkload naming the field when the reference is unusable."""
+    if obj.get("kind") != "Rollout":
+        return None
+    spec = obj.get("spec")
+    if not _is_mapping(spec) or spec.get("workloadRef") is None or spec.get("template") is not None:
+        return None
+    ref = spec["workloadRef"]
+    if not _is_mapping(ref):
+        raise MalformedWorkload(f"spec.workloadRef: expected a mapping, got {type(ref).__name__}")
+    kind, name, scale_down = ref.get("kind"), ref.get("name"), ref.get("scaleDown") or "never"
+    if kind not in TEMPLATE_PATHS:
+        raise MalformedWorkload(f"spec.workloadRef.kind: expected {', '.join(TEMPLATE_PATHS)}, got {kind!r}")
+    if not isinstance(name, str) or not name:
+        raise MalformedWorkload("spec.workloadRef.name: missing")
+    if scale_down not in SCALE_DOWN_MODES:
+        raise MalformedWorkload(f"spec.workloadRef.scaleDown: expected {', '.join(SCALE_DOWN_MODES)}, "
+                                f"got {scale_down!r}")
+    meta = obj.get("metadata")
+    meta = meta if _is_mapping(meta) else EMPTY
+    namespace = str(meta.get("namespace") or "")
+    return TemplateRef(WorkloadRef("Rollout", namespace, str(meta.get("name") or "")),
+                       WorkloadRef(str(kind), namespace, name), str(scale_down))
+
+
+def with_template(rollout: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    """The Rollout as Argo runs it: its `spec.template` taken from the referenced object (a Deployment's or
+    ReplicaSet's `spec.template`, a PodTemplate's `template`). Raises MalformedWorkload when it has none."""
+    path = TEMPLATE_PATHS.get(str(target.get("kind")), ())
+    template = _dig(target, path) if path else None
+    if not _is_mapping(template):
+        meta = target.get("metadata")
+        name = meta.get("name") if _is_mapping(meta) else None
+        raise MalformedWorkload(f"spec.workloadRef: {target.get('kind')} {name} has no pod template")
+    spec = rollout.get("spec")
+    return {**rollout, "spec": {**(spec if _is_mapping(spec) else {}), "template": template}}

@@ -29,7 +29,7 @@ from readiness.policy import ReadinessPolicy
 from readiness.workload import Container, ContainerRole, KindRegistry, Workload, project
 
 CHECKS_DIR = Path(readiness.checks.__file__).parent
-CONTEXT_KINDS = frozenset({"PodDisruptionBudget", "HorizontalPodAutoscaler"})
+CONTEXT_KINDS = frozenset({"PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount"})
 ALL_KINDS = KindRegistry().kinds()
 ORIGINAL_CHECKS = frozenset({"termination-grace-period", "prestop-hook-missing"})
 """No peer checks these (docs/checks say so), so they have no references."""

@@ -78,7 +78,7 @@ def test_merge_patch_touches_only_what_differs() -> None:
     assert patch == {"metadata": {"annotations": dict(desired.annotations),
                                   "labels": {output.COMPLIANT_LABEL: "false"}}}
     removal = output.merge_patch(desired, NOTHING)
-    assert removal == {"metadata": {"annotations": dict.fromkeys(output.OUR_ANNOTATIONS),
+    assert removal == {"metadata": {"annotations": dict.fromkeys(desired.annotations),
                                     "labels": {output.COMPLIANT_LABEL: None}}}
 
 

@@ -11,7 +11,7 @@ from readiness.engine import Engine
 from readiness.loader import load_text
 from readiness.policy import ReadinessPolicy
 from readiness.report import RenderOptions, renderer
-from readiness.report.model import AuditResult, audit, score
+from readiness.report.model import AuditResult, assumption_notice, audit, score
 
 MANIFESTS = """\
 apiVersion: apps/v1
@@ -102,11 +102,26 @@ def _element_tree_junit(audit_result: AuditResult, options: RenderOptions) -> st
                                                                        for f in failed)
                 elif check_id in exempted:
                     ET.SubElement(case, "skipped", message=f"exempted: {exempted[check_id].reason}")
-    if audit_result.errors:
+    notes = {policy: [assumption_notice(policy, ns) for p, ns in audit_result.assumed if p == policy]
+             for policy in audit_result.policies}
+    for workload in audit_result.workloads:
+        for evaluation in workload.evaluations:
+            notes[evaluation.policy] += [f"{workload.workload.ref}: {n}" for n in evaluation.notices]
+    for policy, said in notes.items():
+        if said:
+            ET.SubElement(suites[policy], "system-out").text = "\n".join(said)
+    empty = audit_result.nothing_judged()
+    if audit_result.errors or empty:
         errors = ET.SubElement(root, "testsuite", name="input")
         for error in audit_result.errors:
             case = ET.SubElement(errors, "testcase", classname="input", name=str(error))
             ET.SubElement(case, "error", message=error.message, type="InputError").text = str(error)
+        if empty:
+            case = ET.SubElement(errors, "testcase", classname="input", name="nothing was judged")
+            if options.allow_empty:
+                ET.SubElement(case, "skipped", message=empty)
+            else:
+                ET.SubElement(case, "error", message=empty, type="NothingJudged").text = empty
     for element in [*root, root]:
         cases = list(element.iter("testcase"))
         element.set("tests", str(len(cases)))
@@ -132,8 +147,9 @@ def test_junit_text_is_what_element_tree_wrote() -> None:
     results.append(audit([], [Engine(ReadinessPolicy.model_validate({"metadata": {"name": "empty"}}))]))
     for audit_result in results:
         for threshold in (None, Severity.INFO, Severity.WARNING, Severity.ERROR):
-            options = RenderOptions(fail_on=threshold)
-            assert renderer("junit")(audit_result, options) == _element_tree_junit(audit_result, options)
+            for allow_empty in (False, True):
+                options = RenderOptions(fail_on=threshold, allow_empty=allow_empty)
+                assert renderer("junit")(audit_result, options) == _element_tree_junit(audit_result, options)
 
 
 def _audit_of_examples() -> AuditResult:

@@ -177,7 +177,7 @@ def test_webhook_configuration_has_the_safety_defaults() -> None:
         {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
          "values": ["kube-system", "readiness-system"]}]
     assert {r["resources"][0] for r in hook["rules"]} == {
-        "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs"}
+        "deployments", "statefulsets", "daemonsets", "replicationcontrollers", "jobs", "cronjobs"}
     assert all(r["operations"] == ["CREATE", "UPDATE"] for r in hook["rules"])
 
 

@@ -60,6 +60,7 @@ Deployment: {group: apps, version: v1, plural: deployments}
 StatefulSet: {group: apps, version: v1, plural: statefulsets}
 DaemonSet: {group: apps, version: v1, plural: daemonsets}
 ReplicaSet: {group: apps, version: v1, plural: replicasets}
+ReplicationController: {group: "", version: v1, plural: replicationcontrollers}
 Job: {group: batch, version: v1, plural: jobs}
 CronJob: {group: batch, version: v1, plural: cronjobs}
 Pod: {group: "", version: v1, plural: pods}

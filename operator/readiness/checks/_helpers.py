@@ -218,7 +218,8 @@ def hpa_min_replicas(workload: Workload, context_hpas: Mapping[tuple[str, str, s
 
 
 def resource(container: Container, section: str, name: str) -> Any:
-    """`resources.<section>.<name>` of a container (requests.cpu, limits.memory...), or None."""
+    """`resources.<section>.<name>` of a container (requests.cpu, limits.memory...), or None. Requests
+    are read as the pods will have them: see `requests`."""
     resources = container.spec.get("resources")
     if not resources:
         return None
@@ -227,7 +228,25 @@ def resource(container: Container, section: str, name: str) -> Any:
     values = resources.get(section)
     if values.__class__ is not dict:
         values = mapping(values)
-    return values.get(name)
+    value = values.get(name)
+    if value is None and section == "requests":  # defaulted from the limit, as `requests` explains
+        value = mapping(resources.get("limits")).get(name)
+    return value
+
+
+def requests(container: Container) -> Mapping[str, Any]:
+    """A container's resource requests as the API server stores them on its pods: every resource with a
+    limit and no request requests its limit (cpu, memory, ephemeral-storage, hugepages, extended
+    resources alike), for app, init and sidecar containers (SetDefaults_Pod in
+    kubernetes pkg/apis/core/v1/defaults.go). Only Pods are defaulted, not pod templates, so a stored
+    Deployment still shows no requests while every pod it creates has them: judging the defaulted values
+    makes a manifest, its stored object and its pods agree."""
+    resources = mapping(container.spec.get("resources"))
+    declared = mapping(resources.get("requests"))
+    limits = mapping(resources.get("limits"))
+    if all(name in declared for name in limits):
+        return declared
+    return {**limits, **declared}
 
 
 def expected_replicas(workload: Workload, context_hpas: Mapping[tuple[str, str, str], int],

@@ -82,6 +82,11 @@ Fail = Mapping[str, Any]
 FAIL: Fail = MappingProxyType({})
 
 
+FIELD = "field"
+"""The detail that says where the fault is, relative to the container (a container check) or the pod spec
+(a workload check): `fail(field="env[3]")`. Reports point at that line; templates may use `{field}`."""
+
+
 def fail(**details: Any) -> Fail:
     return details
 
@@ -125,6 +130,11 @@ class Check(Generic[P]):
     workload_fn: WorkloadFn | None = None
     references: tuple[str, ...] = ()
     """Related ids in other tools (Polaris, kube-score, kube-linter, Checkov, PSA), for migrating users."""
+    depends_on: tuple[str, ...] = ()
+    """Kinds of other objects the verdict reads from the context (PodDisruptionBudget,
+    HorizontalPodAutoscaler, ServiceAccount). They may not exist yet when the workload is admitted (later in
+    the same `kubectl apply`, a Helm hook order), so admission only warns "not yet" on such findings and
+    leaves the verdict to the audit."""
 
     def default_params(self) -> P:
         return self.params()
@@ -153,13 +163,14 @@ def container_check(
     classes: frozenset[WorkloadClass] = ALL_CLASSES,
     roles: frozenset[ContainerRole] = ALL_ROLES,
     references: tuple[str, ...] = (),
+    depends_on: tuple[str, ...] = (),
 ) -> Callable[[ContainerFn], ContainerFn]:
     """Register a check that judges each container of the given roles on its own."""
 
     def register(fn: ContainerFn) -> ContainerFn:
         _register(Check(id, category, severity, title, message, rationale.strip(), remediation.strip(),
                         params, enabled_by_default, classes, roles, container_fn=fn,
-                        references=references))
+                        references=references, depends_on=depends_on))
         return fn
 
     return register
@@ -178,12 +189,14 @@ def workload_check(
     enabled_by_default: bool = True,
     classes: frozenset[WorkloadClass] = ALL_CLASSES,
     references: tuple[str, ...] = (),
+    depends_on: tuple[str, ...] = (),
 ) -> Callable[[WorkloadFn], WorkloadFn]:
     """Register a check that judges the workload (pod-level fields, replicas, strategy, context)."""
 
     def register(fn: WorkloadFn) -> WorkloadFn:
         _register(Check(id, category, severity, title, message, rationale.strip(), remediation.strip(),
-                        params, enabled_by_default, classes, None, workload_fn=fn, references=references))
+                        params, enabled_by_default, classes, None, workload_fn=fn, references=references,
+                        depends_on=depends_on))
         return fn
 
     return register

@@ -100,6 +100,7 @@ async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes:
     state.namespaces = indexes["namespaces"]
     state.pdbs = indexes["pdbs"]
     state.hpas = indexes["hpas"]
+    state.service_accounts = indexes["service_accounts"]
     runtime.api = await client.api_client(ours)
     runtime.writer = Writer(
         runtime.api, runtime.metrics, concurrency=ours.write_concurrency, attempts=ours.retry_attempts,

@@ -50,7 +50,7 @@ class Auditor:
     def _verdict(self, entry: PolicyEntry, evaluation: Evaluation) -> PolicyVerdict:
         reporting = entry.engine.policy.spec.reporting  # type: ignore[union-attr]
         return PolicyVerdict(
-            entry.name, tuple(evaluation.findings),
+            entry.name, tuple(evaluation.findings), tuple(evaluation.notices),
             annotations=reporting.annotations and self.settings.annotations,
             labels=reporting.labels and self.settings.labels,
             events=reporting.events and self.settings.events,

@@ -6,9 +6,11 @@ annotation and no finalizer ever lands on a workload. Their projection lives in 
 filled by that handler, rather than in a `@kopf.index`: in Kopf 1.45.2 every indexed object's worker
 calls `drop_toggle()` on the operator-wide "indexed" barrier, which wakes every waiting worker, so
 indexing N workloads costs O(N^2) wake-ups at start-up (measured: 500,000 for 1,000 Deployments, and
-the start-up of 10,000 would take minutes). Policies, namespaces, PodDisruptionBudgets and
+the start-up of 10,000 would take minutes). Policies, namespaces, PodDisruptionBudgets,
 HorizontalPodAutoscalers stay Kopf indexes: they are few, and the barrier guarantees that they are all
 known before the first workload is audited, so a restart never writes a verdict computed without them.
+ServiceAccounts are an index too, for the same guarantee, keeping only the token flag of those that set
+it; they are more numerous (one per namespace at least), so they pay the barrier's start-up cost.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import kopf
 import orjson
 
-from readiness.context import disruption_budget
+from readiness.context import autoscaler, disruption_budget, service_account_automount
 from readiness.controller.auditor import Auditor, AuditQueue
 from readiness.controller.heap import HeapKeeper
 from readiness.controller.output import Outputs
@@ -39,8 +41,12 @@ from readiness.workload import (
     KindRegistry,
     MalformedWorkload,
     NotAWorkload,
+    TemplateRef,
+    Workload,
     WorkloadRef,
     project,
+    template_ref,
+    with_template,
 )
 
 log = logging.getLogger(__name__)
@@ -141,8 +147,16 @@ def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str, diges
                    ) -> dict[WorkloadRef, IndexedWorkload]:
     """The index entry of one workload; {} for a malformed one (logged once, counted, skipped).
     `digest`: its fingerprint when the caller computed it already."""
+    state = runtime.state
     try:
-        workload = project(compact(body), runtime.kinds)
+        slim = compact(body)
+        link = _remember_link(state, slim)
+        digest = digest or fingerprint(body)
+        if link is not None:  # an Argo Rollout running another workload's pod template
+            slim, digest = _with_indexed_template(state, slim, link, digest)
+        workload = _judged_through_rollout(state, project(slim, runtime.kinds))
+    except _TemplatePending:
+        return {}  # judged once the referenced workload is seen (its own event re-projects this one)
     except (MalformedWorkload, NotAWorkload) as error:
         meta = body.get("metadata") or {}
         ref = WorkloadRef(str(body.get("kind")), str(meta.get("namespace") or ""),
@@ -154,7 +168,95 @@ def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str, diges
     runtime.state.malformed.pop(workload.ref, None)
     # The Workload keeps only the pod spec, labels and annotations: managedFields and status are dropped.
     outputs = Outputs.observed(workload.annotations, workload.labels)
-    return {workload.ref: IndexedWorkload(workload, digest or fingerprint(body), outputs, plural)}
+    return {workload.ref: IndexedWorkload(workload, digest, outputs, plural)}
+
+
+def _remember_link(state: State, slim: Mapping[str, Any]) -> TemplateRef | None:
+    """Keep a Rollout's workloadRef (and its body, to re-project it when the target changes); a target it
+    no longer names goes to `state.unlinked`, to be judged on its own again."""
+    link = template_ref(slim)
+    if link is None and not state.template_refs:
+        return None
+    meta = slim.get("metadata") or {}
+    rollout = link.rollout if link is not None else WorkloadRef(
+        str(slim.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    old = state.template_refs.get(rollout)
+    if old is not None and (link is None or old.target != link.target):
+        state.unlinked.add(old.target)
+    if link is None:
+        state.template_refs.pop(rollout, None)
+        state.rollout_bodies.pop(rollout, None)
+    else:
+        state.template_refs[rollout] = link
+        state.rollout_bodies[rollout] = slim
+    return link
+
+
+class _TemplatePending(MalformedWorkload):
+    """The workload a Rollout's workloadRef names is not (yet) in the index."""
+
+
+def _with_indexed_template(state: State, rollout: Mapping[str, Any], link: TemplateRef, digest: str,
+                           ) -> tuple[Mapping[str, Any], str]:
+    """The Rollout with the referenced workload's pod template, from that workload's projection, and a
+    fingerprint that changes with the template (so a template change re-audits the Rollout)."""
+    target = state.workloads.get(link.target)
+    if target is None:
+        raise _TemplatePending(f"spec.workloadRef: {link.target} is not known yet")
+    projected = target.workload
+    template = {"metadata": {"labels": dict(projected.pod_labels)}, "spec": projected.pod_spec}
+    source = {"kind": link.target.kind, "metadata": {"name": link.target.name},
+              "spec": {"template": template}, "template": template}
+    return with_template(rollout, source), f"{digest}+{target.fingerprint}"
+
+
+def _judged_through_rollout(state: State, workload: Workload) -> Workload:
+    """A workload that only lends its pod template to a Rollout (Argo scales it to zero: scaleDown
+    onsuccess or progressively, or it is at zero already) is judged through the Rollout, never alerted on
+    by itself, like a controlled object."""
+    if not state.template_refs or workload.controlled:
+        return workload
+    link = next((r for r in state.template_refs.values() if r.target == workload.ref), None)
+    if link is None or not link.manages(workload.replicas):
+        return workload
+    return dataclasses.replace(workload, controlled=True)
+
+
+def relink_templates(runtime: Runtime, ref: WorkloadRef, deleted: bool) -> list[WorkloadRef]:
+    """After an event on `ref`: the workloads whose projection depends on it, re-projected from what the
+    index holds. A Rollout's (dis)appearance flips whether its target is judged on its own; a target's
+    change is its Rollouts' template change."""
+    state = runtime.state
+    if not state.template_refs and not state.unlinked:
+        return []
+    changed: list[WorkloadRef] = []
+    link = state.template_refs.get(ref)
+    if deleted and link is not None:
+        del state.template_refs[ref]
+        state.rollout_bodies.pop(ref, None)
+        state.unlinked.add(link.target)
+    targets = {*state.unlinked, *([link.target] if link is not None else [])}
+    state.unlinked.clear()
+    for target in targets:
+        entry = state.workloads.get(target)
+        if entry is not None:
+            workload = _judged_through_rollout(state, dataclasses.replace(entry.workload, controlled=False))
+            if workload.controlled != entry.workload.controlled:
+                state.workloads[target] = dataclasses.replace(entry, workload=workload)
+                changed.append(target)
+    for rollout, link in list(state.template_refs.items()):
+        body = state.rollout_bodies.get(rollout)
+        if link.target != ref or body is None:
+            continue
+        entry = state.workloads.get(rollout)
+        indexed = index_workload(runtime, body, entry.plural if entry else "rollouts",
+                                 entry.fingerprint.partition("+")[0] if entry else fingerprint(body))
+        if rollout in indexed:
+            state.workloads[rollout] = indexed[rollout]
+            changed.append(rollout)
+        else:
+            state.workloads.pop(rollout, None)
+    return changed
 
 
 _engines: dict[tuple[str, str, int], PolicyEntry] = {}
@@ -185,18 +287,29 @@ def index_pdb(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def index_hpa(body: Mapping[str, Any]) -> dict[str, Any]:
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    target = spec.get("scaleTargetRef") or {}
-    minimum = spec.get("minReplicas", 1)
-    if not isinstance(minimum, int) or isinstance(minimum, bool) or not isinstance(target, Mapping):
+    """((namespace, target kind, target name), minReplicas, maxReplicas) by namespace."""
+    found = autoscaler(body)
+    return {found[0][0]: found} if found is not None else {}
+
+
+def index_service_account(body: Mapping[str, Any]) -> dict[str, Any]:
+    """(name, automountServiceAccountToken) of a ServiceAccount that sets the flag, by namespace. The
+    others (most of a cluster's thousands) mount the token as the default does and are not kept."""
+    found = service_account_automount(body)
+    if found is None:
         return {}
-    namespace = str(meta.get("namespace") or "")
-    return {namespace: ((namespace, str(target.get("kind") or ""), str(target.get("name") or "")), minimum)}
+    (namespace, name), flag = found
+    return {namespace: (name, flag)}
 
 
 def context_fingerprint(body: Mapping[str, Any]) -> str:
     return repr((body.get("spec"), (body.get("metadata") or {}).get("labels")))
+
+
+def automount_fingerprint(body: Mapping[str, Any]) -> str:
+    """What a ServiceAccount contributes to verdicts: its flag; "" when unset, as for an absent one."""
+    found = service_account_automount(body)
+    return "" if found is None else repr(found[1])
 
 
 # -- registration ----------------------------------------------------------------------------------------
@@ -229,6 +342,8 @@ def _register_workload(runtime: Runtime, registry: kopf.OperatorRegistry, watche
         if type != "DELETED":
             remember_workload(runtime, ref, body, resource.plural)
         on_workload_event(runtime, ref, type)
+        for linked in relink_templates(runtime, ref, type == "DELETED"):
+            on_workload_event(runtime, linked, "MODIFIED")
 
 
 def remember_workload(runtime: Runtime, ref: WorkloadRef, body: Mapping[str, Any], plural: str) -> None:
@@ -300,12 +415,17 @@ def _register_context(runtime: Runtime, registry: kopf.OperatorRegistry) -> None
     async def hpas(body: kopf.Body, **_: Any) -> dict[str, Any]:
         return index_hpa(body)
 
-    async def context_changed(kind: str, namespace: str | None, name: str, body: kopf.Body, type: str | None,
+    @kopf.index("", "v1", "serviceaccounts", id="service_accounts", registry=registry)
+    async def service_accounts(body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return index_service_account(body)
+
+    async def context_changed(kind: str, namespace: str | None, name: str, current: str, type: str | None,
                               ) -> None:
+        """`current`: the object's context fingerprint, "" when it is gone or contributes nothing."""
         namespace = namespace or ""
         key = f"{kind}/{namespace}/{name}"
-        current = "" if type == "DELETED" else context_fingerprint(body)
-        previous = state.seen_context.get(key)
+        current = "" if type == "DELETED" else current
+        previous = state.seen_context.get(key, "")
         if current:
             state.seen_context[key] = current
         else:
@@ -318,11 +438,16 @@ def _register_context(runtime: Runtime, registry: kopf.OperatorRegistry) -> None
 
     @kopf.on.event("policy", "v1", "poddisruptionbudgets", id="pdb_changed", registry=registry)
     async def pdb_changed(namespace: str | None, name: str, body: kopf.Body, type: str, **_: Any) -> None:
-        await context_changed("pdb", namespace, name, body, type)
+        await context_changed("pdb", namespace, name, context_fingerprint(body), type)
 
     @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", id="hpa_changed", registry=registry)
     async def hpa_changed(namespace: str | None, name: str, body: kopf.Body, type: str, **_: Any) -> None:
-        await context_changed("hpa", namespace, name, body, type)
+        await context_changed("hpa", namespace, name, context_fingerprint(body), type)
+
+    @kopf.on.event("", "v1", "serviceaccounts", id="service_account_changed", registry=registry)
+    async def service_account_changed(namespace: str | None, name: str, body: kopf.Body, type: str,
+                                      **_: Any) -> None:
+        await context_changed("sa", namespace, name, automount_fingerprint(body), type)
 
 
 async def _reaudit(runtime: Runtime, refs: list[WorkloadRef]) -> None:

@@ -17,9 +17,14 @@ GROUP = "readiness.dev"
 VIOLATIONS = f"{GROUP}/violations"
 VERDICT = f"{GROUP}/verdict"
 POLICIES = f"{GROUP}/policies"
+NOTICES = f"{GROUP}/notices"
+"""What the audit wants the owner to know besides findings (an exemption annotation it ignored, and why),
+as the CLI and the webhook say it: a JSON list of {"policy", "notice"}; absent when there is none."""
 COMPLIANT_LABEL = f"{GROUP}/compliant"
-OUR_ANNOTATIONS = (VIOLATIONS, VERDICT, POLICIES)
+OUR_ANNOTATIONS = (VIOLATIONS, VERDICT, POLICIES, NOTICES)
 OUR_LABELS = (COMPLIANT_LABEL,)
+NOTICES_MAX = 10
+"""At most this many notices in the annotation (a workload has one or two: its annotations' problems)."""
 MESSAGE_MAX_CHARS = 200
 """One finding's message is cut here: the annotation is for triage, `readiness explain` has the rest."""
 TRUNCATION_RESERVE = len(b',{"truncated":1000000}')
@@ -36,6 +41,8 @@ class PolicyVerdict:
 
     policy: str
     findings: tuple[Finding, ...]
+    notices: tuple[str, ...] = ()
+    """The evaluation's notices (Evaluation.notices)."""
     annotations: bool = True
     labels: bool = True
     events: bool = True
@@ -128,6 +135,10 @@ def desired_outputs(verdicts: Sequence[PolicyVerdict], max_bytes: int) -> Output
         annotations[VERDICT] = "violating" if violating else "compliant"
         annotations[POLICIES] = ",".join(sorted(v.policy for v in annotated))
         annotations[VIOLATIONS] = violations_json(annotated, max_bytes)
+        notices = [{"policy": v.policy, "notice": notice[:MESSAGE_MAX_CHARS]}
+                   for v in annotated for notice in v.notices]
+        if notices:
+            annotations[NOTICES] = orjson.dumps(notices[:NOTICES_MAX]).decode()
     label = None
     if labelled:
         label = "false" if any(v.findings for v in labelled) else "true"

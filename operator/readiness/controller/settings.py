@@ -43,9 +43,10 @@ class OperatorSettings:
     """Kopf liveness endpoint URL (`http://0.0.0.0:8081/healthz`); None disables it."""
     kubeconfig: str | None = None
     """Kubeconfig file; None uses the in-cluster service account, then `KUBECONFIG` / `~/.kube/config`."""
-    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet")
+    kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "ReplicationController")
     """Built-in workload kinds to watch. Every watched kind costs one watch stream and its index's memory:
-    add ReplicaSet, Job, CronJob or Pod only if a policy judges them (Pods are numerous and short-lived)."""
+    add ReplicaSet, Job, CronJob or Pod only if a policy judges them (Pods are numerous and short-lived).
+    ReplicationControllers are few, and policies that judge Deployments judge them too."""
     custom_kinds: tuple[str, ...] = ()
     """Custom kinds as `group/Kind=path.to.template[,replicas=path][,class=...]`, e.g.
     `argoproj.io/Rollout=spec.template,replicas=spec.replicas`. The plural is the lower-cased kind + `s`

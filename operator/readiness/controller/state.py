@@ -17,7 +17,7 @@ import orjson
 from readiness.context import AuditContext, DisruptionBudget
 from readiness.controller.output import OUR_ANNOTATIONS, OUR_LABELS, FindingKey, Outputs
 from readiness.engine import Engine, Evaluation
-from readiness.workload import Workload, WorkloadRef
+from readiness.workload import TemplateRef, Workload, WorkloadRef
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,9 @@ class State:
     pdbs: Mapping[str, Any] = field(default_factory=dict)
     """Kopf index: namespace -> Store[DisruptionBudget]."""
     hpas: Mapping[str, Any] = field(default_factory=dict)
-    """Kopf index: namespace -> Store[((namespace, kind, name), minReplicas)]."""
+    """Kopf index: namespace -> Store[((namespace, kind, name), minReplicas, maxReplicas or None)]."""
+    service_accounts: Mapping[str, Any] = field(default_factory=dict)
+    """Kopf index: namespace -> Store[(name, automountServiceAccountToken)], for accounts that set it."""
 
     audited: dict[WorkloadRef, str] = field(default_factory=dict)
     """Fingerprint each workload had when last audited: an event with the same one is not a change."""
@@ -102,6 +104,12 @@ class State:
     contexts: dict[str, AuditContext] = field(default_factory=dict)
     malformed: dict[WorkloadRef, str] = field(default_factory=dict)
     """Workloads that could not be projected, with the message logged once."""
+    template_refs: dict[WorkloadRef, TemplateRef] = field(default_factory=dict)
+    """Argo Rollouts that run another workload's pod template (`spec.workloadRef`), by the Rollout."""
+    rollout_bodies: dict[WorkloadRef, Mapping[str, Any]] = field(default_factory=dict)
+    """Their compact bodies, re-projected when the referenced workload changes."""
+    unlinked: set[WorkloadRef] = field(default_factory=set)
+    """Workloads a Rollout stopped referencing since the last event: judged on their own again."""
 
     # -- the webhook's interface (stable) --------------------------------------------------------------
 
@@ -132,12 +140,16 @@ class State:
         return len(self.workloads)
 
     def context(self, namespace: str) -> AuditContext:
-        """PDBs and HPAs of one namespace, rebuilt only after one of them changed."""
+        """PDBs, HPAs and ServiceAccounts' token flags of one namespace, rebuilt only after one changed."""
         cached = self.contexts.get(namespace)
         if cached is None:
             budgets: tuple[DisruptionBudget, ...] = tuple(self.pdbs.get(namespace) or ())
-            hpas = dict(self.hpas.get(namespace) or ())
-            cached = AuditContext({namespace: budgets} if budgets else {}, hpas)
+            autoscalers = tuple(self.hpas.get(namespace) or ())
+            hpas = {target: low for target, low, _high in autoscalers}
+            hpa_maxes = {target: high for target, _low, high in autoscalers if high is not None}
+            automount = {(namespace, name): flag for name, flag in self.service_accounts.get(namespace) or ()}
+            cached = AuditContext({namespace: budgets} if budgets else {}, hpas, token_automount=automount,
+                                  hpa_max_replicas=hpa_maxes)
             self.contexts[namespace] = cached
         return cached
 

@@ -22,6 +22,9 @@ class RenderOptions:
     """ANSI colours (text only): on when stdout is a terminal, unless --no-color or NO_COLOR is set."""
     fail_on: Severity | None = Severity.ERROR
     """The --fail-on threshold: JUnit marks findings at or above it as failures, the rest as passes."""
+    allow_empty: bool = False
+    """--allow-empty: "nothing was judged" is reported as a warning (SARIF, JUnit skipped) rather than as a
+    failure, as the exit status (0, not 3) then has it."""
 
 
 Renderer = Callable[[AuditResult, RenderOptions], str]

@@ -1,7 +1,9 @@
 """JUnit XML for CI test reports (Jenkins, GitLab): one testsuite per policy, one testcase per
 workload x check. Findings at or above --fail-on are failures carrying the messages; findings below it
 pass with the message in system-out (so the test report agrees with the exit code); exempted checks
-are skipped with the reason. Input errors form their own testsuite of errored cases.
+are skipped with the reason. Input errors form their own testsuite of errored cases, and so does
+"nothing was judged" (a skipped case with --allow-empty). Notices (namespace labels assumed to match, an
+exemption annotation ignored...) are each policy's testsuite's `system-out`.
 
 Written as text, in the layout ElementTree's `indent` + `tostring` gave (attributes in the same order,
 the same escaping): 10,000 workloads make 270,000 testcases, and building then serialising that tree
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 
 from readiness.engine import Evaluation, Finding
 from readiness.report import RenderOptions
-from readiness.report.model import AuditResult, WorkloadResult
+from readiness.report.model import NOTHING_JUDGED, AuditResult, WorkloadResult, assumption_notice
 
 DECLARATION = "<?xml version='1.0' encoding='utf-8'?>"
 CASE_INDENT = "    "
@@ -60,6 +62,8 @@ class Suite:
     failures: int = 0
     errors: int = 0
     skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+    """Notices of this policy's run, said in the suite's system-out."""
 
     def case(self, opening: str, child: str | None = None) -> None:
         """A testcase (`opening` is its start tag's name and attributes) with at most one child."""
@@ -72,12 +76,13 @@ class Suite:
 
     def add(self, part: Part) -> None:
         """The testcases of one workload under this suite's policy, rendered already."""
-        _policy, text, tests, failures, skipped = part
+        _policy, text, tests, failures, skipped, notes = part
         if tests:
             self.lines.append(text)
         self.tests += tests
         self.failures += failures
         self.skipped += skipped
+        self.notes += notes
 
     def counts(self) -> str:
         return (f'tests="{self.tests}" failures="{self.failures}" errors="{self.errors}" '
@@ -85,29 +90,38 @@ class Suite:
 
     def render(self) -> str:
         head = f"  <testsuite name={attribute(self.name)} {self.counts()}"
-        if not self.lines:
+        lines = self.lines
+        if self.notes:
+            notes = character_data("\n".join(self.notes))
+            lines = [*lines, f"{CASE_INDENT}<system-out>{notes}</system-out>"]
+        if not lines:
             return head + " />"
-        return head + ">\n" + "\n".join(self.lines) + "\n  </testsuite>"
+        return head + ">\n" + "\n".join(lines) + "\n  </testsuite>"
 
 
-Part = tuple[str, str, int, int, int]
-"""One workload's testcases under one policy: (policy, their lines, tests, failures, skipped)."""
+Part = tuple[str, str, int, int, int, tuple[str, ...]]
+"""One workload's testcases under one policy: (policy, their lines, tests, failures, skipped, notices)."""
 
 
 def render(result: AuditResult, options: RenderOptions) -> str:
     suites = {policy: Suite(policy) for policy in result.policies}
+    for policy, namespace in result.assumed:
+        suites[policy].notes.append(assumption_notice(policy, namespace))
     for workload in result.workloads:
         ahead = workload.prerendered_as(FORMAT)
         for part in pickle.loads(ahead) if ahead is not None else parts(workload, options):
             suites[part[0]].add(part)
     every = list(suites.values())
-    if result.errors:
+    empty = result.nothing_judged()
+    if result.errors or empty:
         errors = Suite("input")
         for error in result.errors:
             errors.errors += 1
             errors.case(f'classname="input" name={attribute(str(error))}',
                         f'<error message={attribute(error.message)} type="InputError">'
                         f"{character_data(str(error))}</error>")
+        if empty:
+            _nothing_judged(errors, empty, options)
         every.append(errors)
     total = Suite("readiness", tests=sum(s.tests for s in every), failures=sum(s.failures for s in every),
                   errors=sum(s.errors for s in every), skipped=sum(s.skipped for s in every))
@@ -116,6 +130,19 @@ def render(result: AuditResult, options: RenderOptions) -> str:
         return f"{DECLARATION}\n{head} />\n"
     body = "\n".join(suite.render() for suite in every)
     return f"{DECLARATION}\n{head}>\n{body}\n</testsuites>\n"
+
+
+def _nothing_judged(suite: Suite, message: str, options: RenderOptions) -> None:
+    """One case for "nothing was judged": an error, as the exit status (3) has it, or skipped with
+    --allow-empty."""
+    opening = f'classname="input" name={attribute(NOTHING_JUDGED)}'
+    if options.allow_empty:
+        suite.skipped += 1
+        suite.case(opening, f"<skipped message={attribute(message)} />")
+    else:
+        suite.errors += 1
+        suite.case(opening, f'<error message={attribute(message)} type="NothingJudged">'
+                            f"{character_data(message)}</error>")
 
 
 def entry_bytes(workload: WorkloadResult, options: RenderOptions) -> bytes:
@@ -156,4 +183,5 @@ def _cases(policy: str, workload: WorkloadResult, evaluation: Evaluation, option
             suite.case(opening, f"<skipped message={attribute('exempted: ' + exempted[check_id].reason)} />")
         else:
             suite.case(opening)
-    return policy, "\n".join(suite.lines), suite.tests, suite.failures, suite.skipped
+    notes = tuple(f"{workload.workload.ref}: {notice}" for notice in evaluation.notices)
+    return policy, "\n".join(suite.lines), suite.tests, suite.failures, suite.skipped, notes

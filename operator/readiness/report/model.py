@@ -7,6 +7,8 @@ errors (unparseable documents, malformed workloads, crashing checks), which are 
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,10 +19,24 @@ from readiness.checks import all_checks
 from readiness.checks.base import Check, Severity
 from readiness.context import AuditContext
 from readiness.engine import Engine, Evaluation, Exempted, Finding, evaluate_all
-from readiness.loader import Document, InputError, container_line
-from readiness.workload import DEFAULT_KINDS, KindRegistry, MalformedWorkload, NotAWorkload, Workload, project
+from readiness.loader import Anchor, Document, InputError, container_line, field_line
+from readiness.workload import (
+    DEFAULT_KINDS,
+    TEMPLATE_PATHS,
+    KindRegistry,
+    MalformedWorkload,
+    NotAWorkload,
+    TemplateRef,
+    Workload,
+    WorkloadRef,
+    project,
+    template_ref,
+    with_template,
+)
 
 SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server sets on every namespace (its name): selectors on it work offline too."""
 
 
 Piece = bytes | memoryview
@@ -58,14 +74,48 @@ class WorkloadResult:
         return all(not e.findings for e in self.evaluations)
 
     def line_of(self, finding: Finding) -> int:
-        """The container's `name:` line for container findings, else the document's first line."""
+        """The line of the finding's field when it names one (`env[3]`), else the container's `name:` line
+        for container findings, else the document's first line."""
         container = finding.container
+        if finding.field is not None:
+            key = f"{container or ''}\0{finding.field}"  # NUL: in no container name or field path
+            line = self._lines.get(key)
+            if line is None:
+                anchors = _anchors(self._field_root(container), finding.field)
+                line = self._lines[key] = field_line(self.document, container, anchors)
+            return line
         if container is None:
             return self.document.line
         line = self._lines.get(container)
         if line is None:
             line = self._lines[container] = container_line(self.document, container)
         return line
+
+    def _field_root(self, container: str | None) -> Any:
+        """What a finding's field path starts from: its container's spec, or the pod spec."""
+        if container is None:
+            return self.workload.pod_spec
+        return next((c.spec for c in self.workload.containers if c.name == container), None)
+
+
+_STEP = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
+
+
+def _anchors(root: Any, path: str) -> list[Anchor]:
+    """The text anchors of a field path (`env[3]` -> the `env` key, then the name of its item 3)."""
+    anchors: list[Anchor] = []
+    value = root
+    for step in _STEP.finditer(path):
+        key, index = step.group(1), step.group(2)
+        anchors.append(("key", key))
+        value = value.get(key) if isinstance(value, Mapping) else None
+        if index is not None:
+            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+            name = value.get("name") if isinstance(value, Mapping) else None
+            if not isinstance(name, str):
+                break  # an item without a name: its list's key is as near as the text scan gets
+            anchors.append(("name", name))
+    return anchors
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +142,33 @@ class AuditResult:
     """Documents of kinds the engine does not audit, by kind."""
     unmatched: int = 0
     errors: list[InputError] = field(default_factory=list)
+    assumed: dict[tuple[str, str], None] = field(default_factory=dict)
+    """(policy, namespace) pairs judged on an assumption: the policy has a namespaceSelector and the
+    namespace's labels are unknown (no Namespace object in the input, no --namespace-labels), so it is
+    assumed to match. An ordered set: each pair is said once, in the order first met."""
+
+    def notices(self) -> list[str]:
+        """What the whole run must say besides its verdicts, in every format: the assumptions it made,
+        then "nothing was judged" when that is so."""
+        said = [assumption_notice(policy, namespace) for policy, namespace in self.assumed]
+        empty = self.nothing_judged()
+        return [*said, empty] if empty else said
+
+    def nothing_judged(self) -> str | None:
+        """`nothing was judged: why` when no policy made a single judgement, else None. An audit that
+        judged nothing is not a clean one: the CLI exits 3 for it unless --allow-empty."""
+        if any(e.results for w in self.workloads for e in w.evaluations):
+            return None
+        skipped = sum(self.skipped.values())
+        if self.workloads:
+            why = f"no check applied to the {len(self.workloads)} matched workload(s)"
+        elif self.unmatched:
+            why = (f"no policy ({', '.join(self.policies)}) matched any of the {self.unmatched} workload(s) "
+                   f"(match.kinds, namespaces, excludeNamespaces, selector, namespaceSelector; "
+                   f"owned objects are judged through their owner)")
+        else:
+            why = "the input holds no workload" + (f" ({skipped} other object(s) skipped)" if skipped else "")
+        return f"{NOTHING_JUDGED}: {why}"
 
     def summary(self) -> Summary:
         by_severity = {s.value: 0 for s in SEVERITIES}
@@ -131,6 +208,15 @@ class AuditResult:
         return threshold is not None and worst is not None and worst.rank >= threshold.rank
 
 
+NOTHING_JUDGED = "nothing was judged"
+
+
+def assumption_notice(policy: str, namespace: str) -> str:
+    """The notice for a (policy, namespace) judged on an assumed namespaceSelector match."""
+    return (f"namespace {namespace}: labels unknown (no Namespace object in the input, no --namespace-labels "
+            f"{namespace}:KEY=VALUE), assumed to match the namespaceSelector of policy {policy}")
+
+
 def score(passed: int, warnings: int, errors: int) -> int:
     """Polaris' score, 100 * 2S / (2S + W + 2D), over (check, container) judgements.
 
@@ -148,20 +234,26 @@ def audit(
     kinds: KindRegistry = DEFAULT_KINDS,
     now: datetime | None = None,
     context_objects: Sequence[Mapping[str, Any]] | None = None,
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AuditResult:
     """Judge every workload among `documents` with every matching policy. The context (PodDisruptionBudgets,
     HorizontalPodAutoscalers, Namespace labels) comes from `context_objects` when given (a part of a stream
-    audited on its own: the objects of the whole stream), else from `documents`."""
+    audited on its own: the objects of the whole stream), else from `documents`. `namespace_labels` (from
+    --namespace-labels) replace the labels of the Namespace objects of the same name. A namespace whose
+    labels are still unknown is assumed to match a namespaceSelector, and `AuditResult.assumed` says so:
+    skipping its workloads would let a CI gate pass on manifests it never judged."""
     result = AuditResult([e.name for e in engines], active_checks(engines))
     objects = context_objects if context_objects is not None else context_objects_of(documents)
     context = AuditContext.from_objects(objects)
-    namespace_labels = _namespace_labels(objects)
+    known = _namespace_labels(objects)
+    for name, labels in (namespace_labels or {}).items():
+        known[name] = {**labels, NAMESPACE_NAME_LABEL: name}
+    links = _template_links(documents)
     for document in documents:
-        workload = _project(document, kinds, result)
+        workload = _project(document, kinds, result, links)
         if workload is None:
             continue
-        labels = namespace_labels.get(workload.ref.namespace)
-        evaluations = evaluate_all(engines, workload, context, now, labels)
+        evaluations = _evaluate(engines, workload, context, now, known.get(workload.ref.namespace), result)
         if not evaluations:
             result.unmatched += 1
             continue
@@ -173,8 +265,23 @@ def audit(
     return result
 
 
-CONTEXT_KINDS = frozenset({"PodDisruptionBudget", "HorizontalPodAutoscaler", "Namespace"})
+CONTEXT_KINDS = frozenset({"PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount", "Namespace"})
 """The kinds an audit reads besides workloads: the checks' context and the namespaces' labels."""
+
+
+def _evaluate(engines: Sequence[Engine], workload: Workload, context: AuditContext, now: datetime | None,
+              labels: Mapping[str, str] | None, result: AuditResult) -> list[Evaluation]:
+    """Every matching policy's verdict, a namespaceSelector with unknown labels taken as matching (and
+    noted in `result.assumed`)."""
+    if labels is not None:
+        return evaluate_all(engines, workload, context, now, labels)
+    evaluations = []
+    for engine in engines:
+        if engine.matches(workload, None, unknown_labels_match=True):
+            if engine.uses_namespace_labels:  # it matched on the assumption only
+                result.assumed[(engine.name, workload.ref.namespace)] = None
+            evaluations.append(engine.evaluate(workload, context, now))
+    return evaluations
 
 
 def context_objects_of(documents: Iterable[Document]) -> list[Mapping[str, Any]]:
@@ -189,7 +296,59 @@ def active_checks(engines: Sequence[Engine]) -> list[Check[Any]]:
     return [check for check in all_checks() if check.id in active]
 
 
-def _project(document: Document, kinds: KindRegistry, result: AuditResult) -> Workload | None:
+@dataclass(frozen=True, slots=True)
+class _TemplateLinks:
+    """Argo Rollouts that run another object's pod template (`spec.workloadRef`), and those objects."""
+
+    targets: Mapping[WorkloadRef, Mapping[str, Any]]
+    """The referenced objects found in the input."""
+    managing: Mapping[WorkloadRef, TemplateRef]
+    """Each referenced object's reference, by the object."""
+
+    def resolve(self, obj: Mapping[str, Any], ref: TemplateRef) -> Mapping[str, Any]:
+        target = self.targets.get(ref.target)
+        if target is None:
+            raise MalformedWorkload(f"spec.workloadRef: {ref.target}, whose pod template the Rollout runs, "
+                                    "is not in the input")
+        return with_template(obj, target)
+
+    def through_rollout(self, workload: Workload) -> Workload:
+        """A referenced Deployment that only lends its template (Argo scales it to zero) is judged
+        through its Rollout, like a controlled object: not on its own."""
+        ref = self.managing.get(workload.ref)
+        if ref is None or not ref.manages(workload.replicas):
+            return workload
+        return dataclasses.replace(workload, controlled=True)
+
+
+def _template_links(documents: Sequence[Document]) -> _TemplateLinks | None:
+    """None when no Rollout references a template (the usual case: no second pass over the input)."""
+    refs: list[TemplateRef] = []
+    for document in documents:
+        obj = document.obj
+        if isinstance(obj, dict) and obj.get("kind") == "Rollout":
+            try:
+                ref = template_ref(obj)
+            except MalformedWorkload:  # _project reports it
+                continue
+            if ref is not None:
+                refs.append(ref)
+    if not refs:
+        return None
+    wanted = {ref.target for ref in refs}
+    targets: dict[WorkloadRef, Mapping[str, Any]] = {}
+    for document in documents:
+        obj = document.obj
+        meta = obj.get("metadata") if isinstance(obj, dict) and obj.get("kind") in TEMPLATE_PATHS else None
+        if isinstance(meta, dict):
+            key = WorkloadRef(obj["kind"], str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            if key in wanted:
+                targets[key] = obj
+    return _TemplateLinks(targets, {ref.target: ref for ref in refs})
+
+
+def _project(document: Document, kinds: KindRegistry, result: AuditResult,
+             links: _TemplateLinks | None = None) -> Workload | None:
     obj = document.obj
     if not isinstance(obj, dict):
         result.errors.append(InputError(document.source, document.line,
@@ -200,12 +359,19 @@ def _project(document: Document, kinds: KindRegistry, result: AuditResult) -> Wo
         result.errors.append(InputError(document.source, document.line, "document has no kind"))
         return None
     try:
-        return project(obj, kinds)
+        ref = template_ref(obj)  # None unless a Rollout runs another object's template
+        if ref is not None:
+            obj = (links or _NO_LINKS).resolve(obj, ref)
+        workload = project(obj, kinds)
+        return links.through_rollout(workload) if links is not None else workload
     except NotAWorkload:
         result.skipped[kind] += 1
     except MalformedWorkload as error:
         result.errors.append(InputError(document.source, document.line, f"{_describe(obj)}: {error}"))
     return None
+
+
+_NO_LINKS = _TemplateLinks({}, {})
 
 
 def _describe(obj: Mapping[str, Any]) -> str:
@@ -220,8 +386,8 @@ def _a(value: Any) -> str:
 
 
 def _namespace_labels(objects: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, str]]:
-    """Labels of the Namespace objects in the input, for policies with a namespaceSelector. A namespace
-    that is not in the input has unknown labels, and such policies then skip its workloads."""
+    """Labels of the Namespace objects in the input, for policies with a namespaceSelector, with the
+    `kubernetes.io/metadata.name` label the API server sets on every namespace."""
     labels: dict[str, Mapping[str, str]] = {}
     for obj in objects:
         if obj.get("kind") != "Namespace":
@@ -230,5 +396,6 @@ def _namespace_labels(objects: Iterable[Mapping[str, Any]]) -> dict[str, Mapping
         if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
             raw = meta.get("labels")
             known = raw if isinstance(raw, Mapping) else {}
-            labels[meta["name"]] = {str(k): str(v) for k, v in known.items()}
+            labels[meta["name"]] = {**{str(k): str(v) for k, v in known.items()},
+                                    NAMESPACE_NAME_LABEL: meta["name"]}
     return labels

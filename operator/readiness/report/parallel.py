@@ -83,12 +83,15 @@ class Prerender:
 
 
 def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindRegistry, now: datetime,
-                 prerender: Prerender | None = None) -> Outcome | None:
+                 prerender: Prerender | None = None,
+                 namespace_labels: Mapping[str, Mapping[str, str]] | None = None) -> Outcome | None:
     """Audit one multi-document stream in two processes; None when that could not be done (the caller
     then audits serially: a broken worker never changes a result). With `prerender`, each process also
     renders its workloads' parts of the report (`WorkloadResult.prerendered`), so that most of the
-    rendering is done on two cores too."""
+    rendering is done on two cores too. `namespace_labels`: as `audit()` takes them."""
     text = normalise(text)
+    if "workloadRef" in text:  # a Rollout runs another document's template: one process sees both
+        return None
     cut = separator_after(text, int(len(text) * (1 - WORKER_SHARE)))
     if cut is None:
         return None
@@ -102,7 +105,7 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
             os.close(from_child)
             os.close(to_child)
             _worker(text, cut, source, engines, kinds, now, os.fdopen(from_parent, "rb"),
-                    os.fdopen(to_parent, "wb"), prerender, shared)
+                    os.fdopen(to_parent, "wb"), prerender, shared, namespace_labels)
             code = 0
         finally:
             os._exit(code)
@@ -110,7 +113,8 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
     os.close(from_parent)
     try:
         with os.fdopen(from_child, "rb") as inbox, os.fdopen(to_child, "wb") as outbox:
-            outcome = _parent(text, cut, source, engines, kinds, now, inbox, outbox, prerender, shared)
+            outcome = _parent(text, cut, source, engines, kinds, now, inbox, outbox, prerender, shared,
+                              namespace_labels)
     except Exception:  # the worker died or sent garbage: the serial path decides
         _kill(pid)
         os.waitpid(pid, 0)
@@ -146,16 +150,17 @@ def _kill(pid: int) -> None:
 
 def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
             now: datetime, inbox: BinaryIO, outbox: BinaryIO, prerender: Prerender | None,
-            shared: mmap.mmap | None) -> Outcome:
+            shared: mmap.mmap | None, namespace_labels: Mapping[str, Mapping[str, str]] | None) -> Outcome:
     loaded = load_text(text[:cut], source)
     mine = context_objects_of(loaded.documents)
     theirs = pickle.load(inbox)  # read first, then write: neither side blocks on a full pipe
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
-    result = audit(loaded.documents, engines, kinds, now, [*mine, *theirs])
+    result = audit(loaded.documents, engines, kinds, now, [*mine, *theirs], namespace_labels)
     if prerender is not None:  # while the worker encodes its results
         _prerender(result.workloads, prerender)
-    errors, documents, skipped, unmatched, findings, workloads, audit_errors = _receive(inbox, shared)
+    received = _receive(inbox, shared)
+    errors, documents, skipped, unmatched, findings, workloads, audit_errors, assumed = received
     decoded = _decode(findings, workloads)
     if prerender is not None:
         sizes, start = pickle.load(inbox)
@@ -169,12 +174,13 @@ def _parent(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     result.skipped.update(skipped)
     result.unmatched += unmatched
     result.errors.extend(audit_errors)
+    result.assumed.update(assumed)  # after the first half's: in input order
     return result, [*loaded.errors, *errors], len(loaded.documents) + documents
 
 
 def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: KindRegistry,
             now: datetime, inbox: BinaryIO, outbox: BinaryIO, prerender: Prerender | None,
-            shared: mmap.mmap | None) -> None:
+            shared: mmap.mmap | None, namespace_labels: Mapping[str, Mapping[str, str]] | None) -> None:
     # Each process cuts and scans its own part: the worker's starts on a separator line, so its first
     # document is the one after it, at the line the whole stream puts it on.
     loaded = load_text(text[cut:], source, first_line=text.count("\n", 0, cut) + 1)
@@ -182,13 +188,13 @@ def _worker(text: str, cut: int, source: str, engines: Sequence[Engine], kinds: 
     pickle.dump(mine, outbox, protocol=pickle.HIGHEST_PROTOCOL)
     outbox.flush()
     theirs = pickle.load(inbox)
-    result = audit(loaded.documents, engines, kinds, now, [*theirs, *mine])
+    result = audit(loaded.documents, engines, kinds, now, [*theirs, *mine], namespace_labels)
     # The verdicts first, so that the parent decodes them while this process renders its part of the
     # report; then the parts and their sizes. Both go through shared memory when they fit, so that this
     # process never waits for the parent to empty a pipe.
     findings, workloads = _encode(result.workloads, lines=prerender is None)
     payload = (loaded.errors, len(loaded.documents), result.skipped, result.unmatched, findings, workloads,
-               result.errors)
+               result.errors, result.assumed)
     used = _send(outbox, shared, 0, payload)
     if prerender is None:
         return
@@ -267,7 +273,7 @@ def _encode(results: Sequence[WorkloadResult], lines: bool = True,
                 if number is None:
                     number = index[finding] = len(findings)
                     findings.append((finding.check, finding.category.value, finding.severity.value,
-                                     finding.message, finding.container))
+                                     finding.message, finding.container, finding.field))
                 numbers.append(number)
                 if lines:
                     result.line_of(finding)
@@ -285,8 +291,8 @@ def _encode(results: Sequence[WorkloadResult], lines: bool = True,
 
 
 def _decode(findings: list[tuple[Any, ...]], encoded: list[tuple[Any, ...]]) -> list[WorkloadResult]:
-    shared = [Finding(check, _CATEGORIES[category], _SEVERITIES[severity], message, container)
-              for check, category, severity, message, container in findings]
+    shared = [Finding(check, _CATEGORIES[category], _SEVERITIES[severity], message, container, at)
+              for check, category, severity, message, container, at in findings]
     results = []
     for (source, line, text_line, kind, namespace, name, wclass, replicas, controlled, api_version, lines,
          evaluations) in encoded:

@@ -18,7 +18,7 @@ from readiness.checks.base import Check, Severity
 from readiness.engine import Finding
 from readiness.report import RenderOptions
 from readiness.report.common import PLACEHOLDER, items_at_depth, relative_uri, spliced
-from readiness.report.model import AuditResult, Piece, WorkloadResult
+from readiness.report.model import NOTHING_JUDGED, AuditResult, Piece, WorkloadResult
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 DOCS_BASE = "https://github.com/readiness-operator/readiness-operator/blob/main/docs/checks/"
@@ -49,8 +49,8 @@ def render_chunks(result: AuditResult, options: RenderOptions) -> list[Piece]:
     parts = [ahead if (ahead := workload.prerendered_as(FORMAT)) is not None else entry_bytes(workload, index)
              for workload in result.workloads]
     if not any(parts):
-        return [orjson.dumps(document(result, []), option=orjson.OPT_INDENT_2) + b"\n"]
-    skeleton = orjson.dumps(document(result, [PLACEHOLDER]), option=orjson.OPT_INDENT_2) + b"\n"
+        return [orjson.dumps(document(result, [], options), option=orjson.OPT_INDENT_2) + b"\n"]
+    skeleton = orjson.dumps(document(result, [PLACEHOLDER], options), option=orjson.OPT_INDENT_2) + b"\n"
     return spliced(skeleton, parts, RESULT_DEPTH)
 
 
@@ -69,7 +69,8 @@ def _results(workload: WorkloadResult, index: dict[str, int]) -> list[dict[str, 
     return results
 
 
-def document(result: AuditResult, results: list[Any] | None = None) -> dict[str, Any]:
+def document(result: AuditResult, results: list[Any] | None = None,
+             options: RenderOptions | None = None) -> dict[str, Any]:
     """The log as one object; `results` stands in for the results when given."""
     if results is None:
         index = rule_index(result.checks)
@@ -83,7 +84,7 @@ def document(result: AuditResult, results: list[Any] | None = None) -> dict[str,
                 "informationUri": "https://github.com/readiness-operator/readiness-operator",
                 "rules": [_rule(check) for check in result.checks],
             }},
-            "invocations": [_invocation(result)],
+            "invocations": [_invocation(result, options)],
             "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "The working directory."}}},
             "results": results,
         }],
@@ -126,15 +127,35 @@ def _result(workload: WorkloadResult, policy: str, finding: Finding, index: dict
     return entry
 
 
-def _invocation(result: AuditResult) -> dict[str, Any]:
-    return {
-        "executionSuccessful": not result.errors,
-        "toolExecutionNotifications": [{
-            "level": "error",
-            "message": {"text": error.message},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": relative_uri(error.source), "uriBaseId": "%SRCROOT%"},
-                **({"region": {"startLine": error.line}} if error.line else {}),
-            }}],
-        } for error in result.errors],
-    }
+def _invocation(result: AuditResult, options: RenderOptions | None) -> dict[str, Any]:
+    """Input errors (level error), then the run's notices and the workloads' notices (warning); "nothing
+    was judged" is an error, and an unsuccessful execution, unless --allow-empty."""
+    allow_empty = options is not None and options.allow_empty
+    empty = result.nothing_judged() is not None and not allow_empty
+    notifications = [{
+        "level": "error",
+        "message": {"text": error.message},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": relative_uri(error.source), "uriBaseId": "%SRCROOT%"},
+            **({"region": {"startLine": error.line}} if error.line else {}),
+        }}],
+    } for error in result.errors]
+    for notice in result.notices():
+        level = "error" if notice.startswith(NOTHING_JUDGED) and not allow_empty else "warning"
+        notifications.append({"level": level, "message": {"text": notice}})
+    for workload in result.workloads:
+        notifications += _workload_notices(workload)
+    return {"executionSuccessful": not result.errors and not empty,
+            "toolExecutionNotifications": notifications}
+
+
+def _workload_notices(workload: WorkloadResult) -> list[dict[str, Any]]:
+    """A workload's notices (an exemption annotation ignored...), located at the workload."""
+    ref = workload.workload.ref
+    location = {"physicalLocation": {
+        "artifactLocation": {"uri": relative_uri(workload.document.source), "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": workload.document.line},
+    }}
+    return [{"level": "warning", "message": {"text": f"{ref}: {notice}"}, "locations": [location],
+             "properties": {"policy": e.policy}}
+            for e in workload.evaluations for notice in e.notices]

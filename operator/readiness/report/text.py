@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from readiness.checks.base import Severity
 from readiness.report import RenderOptions
-from readiness.report.model import AuditResult, Piece, Summary, WorkloadResult
+from readiness.report.model import NOTHING_JUDGED, AuditResult, Piece, Summary, WorkloadResult
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "ok": "32", "dim": "2", "bold": "1"}
 _MARKS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
@@ -49,7 +49,9 @@ def _workload(result: WorkloadResult, style: _Style) -> list[str]:
     where = f"{doc.source}:{doc.line}"
     policies = ", ".join(e.policy for e in result.evaluations)
     if result.compliant and not result.exempted:
-        return [f"{style('ok', '✓')} {result.workload.ref}  {style('dim', f'{where} [{policies}]')}"]
+        # notices (an exemption annotation that was ignored...) are said even on a compliant workload
+        return [f"{style('ok', '✓')} {result.workload.ref}  {style('dim', f'{where} [{policies}]')}",
+                *_expired_and_notices(result, style)]
     lines = [f"{style('bold', str(result.workload.ref))}  {style('dim', f'{where} [{policies}]')}"]
     multi = len(result.evaluations) > 1
     for policy, finding in result.findings:
@@ -64,12 +66,17 @@ def _workload(result: WorkloadResult, style: _Style) -> list[str]:
         until = f", until {exempted.expires:%Y-%m-%d}" if exempted.expires else ""
         lines.append(style("dim", f"  - exempt  {f.check}: {f.message} ({exempted.reason}; "
                                   f"{exempted.source}{until})"))
+    return lines + _expired_and_notices(result, style)
+
+
+def _expired_and_notices(result: WorkloadResult, style: _Style) -> list[str]:
+    lines: list[str] = []
     for evaluation in result.evaluations:
         for expired in evaluation.expired_exemptions:
             checks = ", ".join(expired.checks)
             lines.append(style("warning", f"  ! expired exemption {expired.source} ({checks}) expired "
                                           f"{expired.expired_at:%Y-%m-%d}: {expired.reason}"))
-        lines += [style("dim", f"  note: {notice}") for notice in evaluation.notices]
+        lines += [style("warning", f"  note: {notice}") for notice in evaluation.notices]
     return lines
 
 
@@ -90,4 +97,7 @@ def _summary(result: AuditResult, summary: Summary, style: _Style) -> list[str]:
         lines.append(style("error", f"  errors:    {len(result.errors)} input error(s), listed on stderr"))
     lines.append(f"  score:     {style('bold', str(summary.score))}/100 "
                  f"({summary.judgements} judgements)")
+    for notice in result.notices():
+        empty = notice.startswith(NOTHING_JUDGED)
+        lines.append(style("error" if empty else "warning", f"  {'' if empty else 'notice: '}{notice}"))
     return lines

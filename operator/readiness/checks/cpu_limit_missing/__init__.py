@@ -34,8 +34,7 @@ resources:
 """,
     enabled_by_default=False,
     roles=APP_AND_SIDECARS,
-    references=("polaris:cpuLimitsMissing", "kube-score:container-resources",
-                "kube-linter:unset-cpu-requirements", "checkov:CKV_K8S_11"),
+    references=("polaris:cpuLimitsMissing", "kube-score:container-resources", "checkov:CKV_K8S_11"),
 )
 def cpu_limit_missing(container: Container, workload: Workload, params: NoParams) -> Fail | None:
     return FAIL if resource(container, "limits", "cpu") is None else None

@@ -22,6 +22,9 @@ App containers and native sidecars are judged: both run for the pod's whole life
 up. Plain init containers are not: they run before the others, and the pod reserves
 max(largest init request, sum of the others), so an init container without a request runs within the
 reservation made for the app.
+
+A CPU limit without a request is a request: the API server copies limits into unset requests on every
+pod it stores, so the pod requests its limit (a Deployment's stored template still shows no request).
 """,
     remediation="""
 Request the CPU the container needs under normal load (measure it, for example with the VPA recommender):

@@ -48,8 +48,7 @@ securityContext:
 """,
     params=Params,
     roles=ALL_ROLES,
-    references=("polaris:dangerousCapabilities", "kube-linter:drop-net-raw-capability", "checkov:CKV_K8S_39",
-                "psa:baseline/capabilities"),
+    references=("polaris:dangerousCapabilities", "checkov:CKV_K8S_39", "psa:baseline/capabilities"),
 )
 def dangerous_capabilities(container: Container, workload: Workload, params: Params) -> Fail | None:
     added = mapping(security_context(container).get("capabilities")).get("add")

@@ -18,6 +18,9 @@ Logs, emptyDir volumes and the writable layer live on the node's disk. When it f
 pods, starting with those using more ephemeral storage than they requested: a pod without a request is
 evicted first, and the scheduler cannot avoid placing it on an almost-full node.
 
+An ephemeral-storage limit without a request is a request: the API server copies limits into unset
+requests on every pod it stores.
+
 Off by default: most workloads write little to local disk. Enable it where disk-pressure evictions happen.
 """,
     remediation="""

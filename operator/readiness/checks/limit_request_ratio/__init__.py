@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from annotated_types import Ge
 
-from readiness.checks._helpers import mapping, parse_quantity
+from readiness.checks._helpers import mapping, parse_quantity, requests
 from readiness.checks.base import ALL_ROLES, Category, CheckParams, Fail, Severity, container_check, fail
 from readiness.workload import Container, Workload
 
@@ -20,14 +20,14 @@ class Params(CheckParams):
     Guaranteed-style limits equal to requests; larger values tolerate bursting."""
 
 
-def _ratio(requests: Mapping[str, Any], limits: Mapping[str, Any], name: str) -> float | None:
-    request = requests.get(name)
+def _ratio(requested: Mapping[str, Any], limits: Mapping[str, Any], name: str) -> float | None:
+    request = requested.get(name)
     limit = limits.get(name)
     if request is None or limit is None:
         return None  # the *-missing checks judge absent values
     try:
-        requested = parse_quantity(request)
-        return parse_quantity(limit) / requested if requested > 0 else None
+        amount = parse_quantity(request)
+        return parse_quantity(limit) / amount if amount > 0 else None
     except ValueError:
         return None  # the API server rejects unparsable quantities; nothing to add here
 
@@ -44,9 +44,10 @@ times the requests, a node's pods can together use far more than the node has: m
 and evictions of innocent neighbours) and CPU is contended exactly when every replica gets busy at once.
 A large ratio also hides the real footprint of the workload from capacity planning.
 
-CPU and memory are both judged, only when both the request and the limit are set (the `*-missing` checks
-judge absence). Every container role is judged, plain init containers included: their requests and limits
-count towards the pod's effective reservation, and the check cannot fire on fields they leave unset.
+CPU and memory are both judged, only when a limit is set (the `*-missing` checks judge absence). A limit
+without a request is a ratio of 1: the API server copies the limit into the request of every pod. Every
+container role is judged, plain init containers included: their requests and limits count towards the
+pod's effective reservation, and the check cannot fire on fields they leave unset.
 Quantities are parsed as Kubernetes does (`500m`, `1.5`, `512Mi`, `1G`, `1e9`).
 """,
     remediation="""
@@ -60,19 +61,21 @@ resources:
 """,
     params=Params,
     roles=ALL_ROLES,
-    references=("kubernetes:LimitRange maxLimitRequestRatio", "kube-score:container-resources"),
+    references=("kubernetes:LimitRange maxLimitRequestRatio",
+                "kube-score:container-resource-requests-equal-limits",
+                "kube-score:container-cpu-requests-equal-limits",
+                "kube-score:container-memory-requests-equal-limits"),
 )
 def limit_request_ratio(container: Container, workload: Workload, params: Params) -> Fail | None:
     resources = container.spec.get("resources")
     if not resources:
         return None
-    resources = mapping(resources)
-    requests = mapping(resources.get("requests"))
-    limits = mapping(resources.get("limits"))
-    if not requests or not limits:
+    limits = mapping(mapping(resources).get("limits"))
+    if not limits:
         return None
+    requested = requests(container)  # a limit without a request requests the limit: ratio 1
     for name in ("memory", "cpu"):
-        ratio = _ratio(requests, limits, name)
+        ratio = _ratio(requested, limits, name)
         if ratio is not None and ratio > params.max_ratio:
             return fail(resource=name, ratio=ratio)
     return None

@@ -29,7 +29,9 @@ notices. A liveness probe turns "hung" into "restarted".
 A liveness probe must check the process itself, never its dependencies: when a shared database is slow,
 every pod would be killed at once. See `liveness-probe-too-aggressive`. Native sidecars are judged too
 (they serve traffic or ship data for the pod's whole life) unless the policy sets
-`includeNativeSidecars: false`; plain init containers, Jobs and CronJobs are never judged.
+`includeNativeSidecars: false`. Plain init containers are never judged, nor is anything that runs to
+completion: Jobs, CronJobs and bare Pods with `restartPolicy: Never` or `OnFailure`, whose containers
+are meant to exit.
 """,
     remediation="""
 Add a cheap livenessProbe on an endpoint that only checks the process is responsive, with thresholds

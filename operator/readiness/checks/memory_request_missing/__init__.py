@@ -21,6 +21,9 @@ and makes its pod the first victim of memory pressure (BestEffort or Burstable Q
 App containers and native sidecars are judged; plain init containers are not, because the pod reserves
 max(largest init request, sum of the others) and an init container without a request runs within the
 reservation made for the app.
+
+A memory limit without a request is a request: the API server copies limits into unset requests on every
+pod it stores, so the pod requests its limit (a Deployment's stored template still shows no request).
 """,
     remediation="""
 Request the memory the container uses at steady state:
@@ -32,8 +35,7 @@ resources:
 ```
 """,
     roles=APP_AND_SIDECARS,
-    references=("polaris:memoryRequestsMissing", "kube-score:container-resources",
-                "kube-linter:unset-memory-requirements", "checkov:CKV_K8S_12"),
+    references=("polaris:memoryRequestsMissing", "kube-score:container-resources", "checkov:CKV_K8S_12"),
 )
 def memory_request_missing(container: Container, workload: Workload, params: NoParams) -> Fail | None:
     return FAIL if resource(container, "requests", "memory") is None else None

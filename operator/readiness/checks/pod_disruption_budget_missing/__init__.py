@@ -40,7 +40,8 @@ spec:
 """,
     classes=frozenset({WorkloadClass.SERVICE}),
     references=("polaris:missingPodDisruptionBudget", "kube-score:deployment-has-poddisruptionbudget",
-                "kube-score:statefulset-has-poddisruptionbudget", "kube-linter:pdb-min-available"),
+                "kube-score:statefulset-has-poddisruptionbudget"),
+    depends_on=("PodDisruptionBudget", "HorizontalPodAutoscaler"),
 )
 def pod_disruption_budget_missing(workload: Workload, params: NoParams, context: AuditContext) -> Fail | None:
     if not context.pdbs_known:

@@ -28,7 +28,7 @@ securityContext:
 ```
 """,
     roles=ALL_ROLES,
-    references=("polaris:procMount", "psa:baseline/procMount"),
+    references=("polaris:procMount", "kube-linter:unsafe-proc-mount", "psa:baseline/procMount"),
 )
 def proc_mount(container: Container, workload: Workload, params: NoParams) -> Fail | None:
     value = security_context(container).get("procMount")

@@ -26,6 +26,10 @@ Without a readiness probe, Kubernetes sends traffic to a pod as soon as its cont
 the application has loaded its configuration, warmed its caches or connected to its database. During every
 rollout and every restart, users see errors. A readiness probe also takes an overloaded or disconnected
 pod out of the Service's endpoints until it recovers, without killing it.
+
+Long-running workloads are judged, ReplicationControllers included. Jobs, CronJobs and bare Pods that
+run to completion (`restartPolicy: Never` or `OnFailure`) are not: they serve no traffic, and their
+containers are meant to exit.
 """,
     remediation="""
 Add a readinessProbe that checks the application can serve, typically an HTTP endpoint that verifies its

@@ -47,6 +47,7 @@ or, when autoscaled, raise the HorizontalPodAutoscaler's `minReplicas` to 2.
     classes=frozenset({WorkloadClass.SERVICE}),
     references=("polaris:deploymentMissingReplicas", "kube-score:deployment-replicas",
                 "kube-linter:minimum-three-replicas"),
+    depends_on=("HorizontalPodAutoscaler",),
 )
 def replicas_too_few(workload: Workload, params: Params, context: AuditContext) -> Fail | None:
     replicas, autoscaled = expected_replicas(workload, context.hpa_min_replicas)

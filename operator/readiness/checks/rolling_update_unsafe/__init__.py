@@ -46,6 +46,7 @@ spec:
 """,
     classes=ROLLING_CLASSES,
     references=("kube-score:deployment-strategy", "kube-linter:no-rolling-update-strategy"),
+    depends_on=("HorizontalPodAutoscaler",),
 )
 def rolling_update_unsafe(workload: Workload, params: NoParams, context: AuditContext) -> Fail | None:
     strategy = workload.strategy

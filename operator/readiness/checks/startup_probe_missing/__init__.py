@@ -28,7 +28,8 @@ life of the pod, or a liveness probe that kills them before they ever finish sta
 holds the other probes back until the application has started, then gets out of the way.
 
 Off by default: fast-starting services do not need one, and a readiness probe already keeps traffic away
-during startup.
+during startup. Jobs, CronJobs and bare Pods that run to completion (`restartPolicy: Never` or
+`OnFailure`) are not judged.
 """,
     remediation="""
 Add a startupProbe on the liveness endpoint that allows for the slowest start
@@ -44,7 +45,7 @@ startupProbe:
     enabled_by_default=False,
     classes=LONG_RUNNING,
     roles=APP_AND_SIDECARS,
-    references=("kube-score:pod-probes",),
+    references=("kube-linter:no-startup-probe",),
 )
 def startup_probe_missing(container: Container, workload: Workload, params: NoParams) -> Fail | None:
     return FAIL if not container.spec.get("startupProbe") else None
