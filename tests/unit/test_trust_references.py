@@ -135,7 +135,8 @@ CHECKOV: dict[str, tuple[str, ...]] = {
     "checkov:CKV_K8S_27": ("host-path-volume",),  # DockerSocketVolume.py
     "checkov:CKV_K8S_28": ("capabilities-not-dropped",),  # DropCapabilities.py (NET_RAW)
     "checkov:CKV_K8S_31": ("seccomp-profile-missing",),  # Seccomp.py
-    "checkov:CKV_K8S_35": ("secret-in-env",),  # Secrets.py
+    # Not CKV_K8S_35 (Secrets.py, "Prefer using secrets as files over secrets as environment variables"):
+    # it flags secretKeyRef in env, never a literal value, so it means something else than secret-in-env.
     "checkov:CKV_K8S_37": ("capabilities-not-dropped",),  # MinimizeCapabilities.py (drop ALL)
     "checkov:CKV_K8S_38": ("service-account-token-automount",),  # ServiceAccountTokens.py
     "checkov:CKV_K8S_39": ("dangerous-capabilities",),  # AllowedCapabilitiesSysAdmin.py

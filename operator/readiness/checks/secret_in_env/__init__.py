@@ -195,7 +195,7 @@ env:
 """,
     params=Params,
     roles=ALL_ROLES,
-    references=("polaris:sensitiveContainerEnvVar", "kube-linter:env-var-secret", "checkov:CKV_K8S_35"),
+    references=("polaris:sensitiveContainerEnvVar", "kube-linter:env-var-secret"),
 )
 def secret_in_env(container: Container, workload: Workload, params: Params) -> Fail | None:
     env = container.spec.get("env")
