@@ -1,6 +1,7 @@
 """`readiness audit` end to end on N generated Deployments, next to the parsers alone. Medians of 5.
 
     python benchmarks/cli_bench.py [N] [--pyyaml]     # default 10000
+    python benchmarks/cli_bench.py --parallel-vs-serial [N...]   # default 2500 5000 10000
 
 Each round runs, back to back so that they share the machine's load: `readiness audit -o json` in a
 fresh child (startup, loading, evaluating and rendering included; two processes on a large file), the
@@ -73,6 +74,7 @@ def child_run(path: Path, serial: bool = False) -> tuple[float, float, float]:
     largest of the two) of one `readiness audit -o json` in a fresh child."""
     env = dict(os.environ)
     env.pop("READINESS_SERIAL", None)
+    env["READINESS_PARALLEL"] = "1"  # the parallel path itself, whatever the load (it normally checks)
     if serial:
         env["READINESS_SERIAL"] = "1"
     audit = [sys.executable, "-m", "readiness.cli", "audit", "-f", str(path), "-o", "json"]
@@ -103,8 +105,37 @@ def compile_bytecode() -> None:
     compileall.compile_dir(Path(readiness.__file__).parent, quiet=1)
 
 
+def parallel_vs_serial(counts: list[int]) -> None:
+    """`--parallel-vs-serial N...`: for each size, `readiness audit -o json` with and without
+    READINESS_SERIAL=1, interleaved in each of RUNS rounds; medians and the serial/parallel ratio (above 1:
+    the parallel path pays). The wall time ends when the command has returned, its worker reaped."""
+    print(f"{os.cpu_count()} CPUs, affinity {len(os.sched_getaffinity(0))}, medians of {RUNS}")
+    print(f"  {'documents':>9} {'MB':>5} {'parallel s':>10} {'cpu':>5} {'serial s':>9} {'cpu':>5} "
+          f"{'serial/parallel':>16}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in counts:
+            path = Path(tmp, f"deployments-{count}.yaml")
+            with path.open("w") as out:
+                subprocess.run([sys.executable, str(HERE / "generate.py"), str(count)], stdout=out,
+                               check=True)
+            walls: dict[bool, list[float]] = {False: [], True: []}
+            cpus: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(RUNS):
+                for serial in (False, True):
+                    wall, seconds, _ = child_run(path, serial)
+                    walls[serial].append(wall)
+                    cpus[serial].append(seconds)
+            par, ser = statistics.median(walls[False]), statistics.median(walls[True])
+            size = path.stat().st_size / 1e6
+            print(f"  {count:>9} {size:5.1f} {par:10.2f} {statistics.median(cpus[False]):5.2f} "
+                  f"{ser:9.2f} {statistics.median(cpus[True]):5.2f} {ser / par:16.2f}")
+
+
 def main() -> None:
     compile_bytecode()
+    if "--parallel-vs-serial" in sys.argv:
+        parallel_vs_serial([int(a) for a in sys.argv[1:] if not a.startswith("--")] or [2500, 5000, 10000])
+        return
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     count = int(args[0]) if args else 10000
     with tempfile.TemporaryDirectory() as tmp:

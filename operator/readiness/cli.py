@@ -116,6 +116,7 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
             result = _audit_serial(files, stdin, engines, kinds.registry, now, namespace_labels)
         _write_report(args.output, result, options, stdout)
     finally:
+        _wait_for_workers()
         if gc_was_enabled and not _process_ends_after_run:
             gc.enable()
     _keep_until_exit(result)
@@ -207,11 +208,12 @@ def _prerender(output: str, options: Any, engines: Sequence[Any]) -> Any:
 
 
 def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any,
-                  namespace_labels: dict[str, dict[str, str]]) -> Any:
+                  namespace_labels: dict[str, dict[str, str]], loaded: Any = None) -> Any:
+    """`loaded`: the input when it was already read (else `files` are)."""
     from readiness.loader import load_paths
     from readiness.report.model import audit
 
-    loaded = load_paths(files, stdin)
+    loaded = loaded if loaded is not None else load_paths(files, stdin)
     if not loaded.documents and not loaded.errors:
         raise UsageError(f"no Kubernetes objects in {', '.join(files)}")
     result = audit(loaded.documents, engines, kinds, now, namespace_labels=namespace_labels)
@@ -226,13 +228,18 @@ def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any],
     text so that the serial path can read it again."""
     if len(files) != 1:
         return None
+    from readiness.loader import InputError, LoadResult, read_stdin
     from readiness.report import parallel
 
     name = files[0]
     if name == "-":
         if stdin is None or stdin.closed:
             return None
-        text = stdin.read()
+        read = read_stdin(stdin)
+        if isinstance(read, InputError):  # not UTF-8: the same one-line error as for a file
+            unread = LoadResult(errors=[read])
+            return _audit_serial(files, stdin, engines, kinds, now, namespace_labels, unread)
+        text = read
         stdin_again: TextIO = io.StringIO(text)
         files_source = "-"
         if not parallel.worth_parallel(len(text)):
@@ -257,6 +264,13 @@ def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any],
         raise UsageError(f"no Kubernetes objects in {name}")
     result.errors[:0] = load_errors
     return result
+
+
+def _wait_for_workers() -> None:
+    """The command returns only when all its work is done: no worker of the parallel path outlives it."""
+    parallel = sys.modules.get("readiness.report.parallel")
+    if parallel is not None:
+        parallel.wait_for_workers()
 
 
 def _stdin_or_usage(stdin: TextIO | None) -> list[str]:

@@ -106,12 +106,44 @@ def disruption_budget(obj: Mapping[str, Any]) -> DisruptionBudget | None:
         selects = compile_selector(selector) if selector is not None else (lambda _labels: False)
     except ValueError:
         return None
+    return _budget(meta, spec, selects)
+
+
+def disruption_budget_problem(obj: Mapping[str, Any]) -> str | None:
+    """Why a PodDisruptionBudget manifest cannot be read (the API server would reject it), in one line
+    naming the field; None when `disruption_budget` can read it. The audit reports it as an input error:
+    such a budget protects no pods, and the checks then judge the workloads without it."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    if not isinstance(meta, Mapping):
+        return f"metadata: expected a mapping, got {_a(meta)}"
+    if not isinstance(spec, Mapping):
+        return f"spec: expected a mapping, got {_a(spec)}"
+    selector = spec.get("selector")
+    if selector is None:
+        return None
+    if not isinstance(selector, Mapping):
+        return f"spec.selector: expected a mapping, got {_a(selector)}"
+    try:
+        compile_selector(selector)
+    except ValueError as error:
+        return f"spec.selector.{error}"
+    return None
+
+
+def _a(value: Any) -> str:
+    name = type(value).__name__
+    return "null" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _budget(meta: Mapping[str, Any], spec: Mapping[str, Any], selects: LabelMatcher,
+            ) -> DisruptionBudget | None:
     blocks = spec.get("maxUnavailable") in (0, "0", "0%") or spec.get("minAvailable") == "100%"
     minimum = spec.get("minAvailable") if spec.get("maxUnavailable") is None else None
-    if isinstance(minimum, bool) or not isinstance(minimum, int | str):
+    if isinstance(minimum, bool) or not isinstance(minimum, int | str) or (
+            isinstance(minimum, int) and not _is_int(minimum)):
         minimum = None
-    return DisruptionBudget(str(meta.get("namespace") or ""), str(meta.get("name") or ""), selects, blocks,
-                            minimum)
+    names = _names(meta.get("namespace"), meta.get("name"))
+    return DisruptionBudget(names[0], names[1], selects, blocks, minimum) if names else None
 
 
 def service_account_automount(obj: Mapping[str, Any]) -> tuple[tuple[str, str], bool] | None:
@@ -121,7 +153,8 @@ def service_account_automount(obj: Mapping[str, Any]) -> tuple[tuple[str, str], 
     flag = obj.get("automountServiceAccountToken")
     if not isinstance(meta, Mapping) or not isinstance(flag, bool):
         return None
-    return (str(meta.get("namespace") or ""), str(meta.get("name") or "")), flag
+    names = _names(meta.get("namespace"), meta.get("name"))
+    return ((names[0], names[1]), flag) if names else None
 
 
 def autoscaler(obj: Mapping[str, Any]) -> tuple[tuple[str, str, str], int, int | None] | None:
@@ -139,9 +172,21 @@ def autoscaler(obj: Mapping[str, Any]) -> tuple[tuple[str, str, str], int, int |
     if not _is_int(minimum):
         return None
     maximum = spec.get("maxReplicas")
-    key = (str(meta.get("namespace") or ""), str(target.get("kind") or ""), str(target.get("name") or ""))
-    return key, minimum, maximum if _is_int(maximum) else None
+    key = _names(meta.get("namespace"), target.get("kind"), target.get("name"))
+    if key is None:
+        return None
+    return (key[0], key[1], key[2]), minimum, maximum if _is_int(maximum) else None
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An int32, as replica counts and minAvailable are: larger ones the API server rejects."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31
+
+
+def _names(*values: Any) -> tuple[str, ...] | None:
+    """Names read as strings (unset: ""); None when one cannot be printed (an integer of over 4,300
+    digits): the object is malformed, and ignored like the others."""
+    try:
+        return tuple("" if not value else value if isinstance(value, str) else str(value) for value in values)
+    except ValueError:
+        return None

@@ -5,6 +5,7 @@ The operator, the admission webhook and the CLI all call `Engine.evaluate`, so t
 
 from __future__ import annotations
 
+import reprlib
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,11 +132,41 @@ class _Vars(dict[str, Any]):
     """Message template variables; unknown names fall back to the check's parameters."""
 
     def __init__(self, params: CheckParams, values: Mapping[str, Any]) -> None:
-        super().__init__(values)
+        super().__init__({name: _quotable(value) for name, value in values.items()})
         self._params = params
 
     def __missing__(self, key: str) -> Any:
         return getattr(self._params, key, "{" + key + "}")
+
+
+QUOTED_CHARS_MAX = 200
+"""The most of a manifest's value a finding's message quotes: a value can be as large as its input (a
+list of aliases expands to millions of items), a message stays one line."""
+_QUOTED = reprlib.Repr()
+_QUOTED.maxlevel, _QUOTED.maxlist, _QUOTED.maxdict, _QUOTED.maxset, _QUOTED.maxtuple = 2, 4, 4, 4, 4
+_QUOTED.maxstring = _QUOTED.maxother = _QUOTED.maxlong = 40
+_SCALARS = (bool, float, type(None))
+
+
+def _quotable(value: Any) -> Any:
+    """A manifest's value as a message may quote it: short strings and numbers unchanged (a template may
+    format them), anything else a bounded rendering (reprlib stops at a few items and levels, so it never
+    walks what aliases made huge)."""
+    cls = value.__class__
+    if cls is str:
+        return value if len(value) <= QUOTED_CHARS_MAX else _shortened(value)
+    if cls is int:
+        bits = value.bit_length()
+        return value if bits <= 256 else f"an integer of about {bits * 3 // 10} digits"
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list | dict | tuple | set | frozenset):
+        return _shortened(_QUOTED.repr(value))
+    return value
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= QUOTED_CHARS_MAX else text[:QUOTED_CHARS_MAX - 3] + "..."
 
 
 _FIXED_FIELDS = frozenset({"container", "workload"})

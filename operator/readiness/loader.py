@@ -286,6 +286,99 @@ def _content_line(text: str, line: int) -> int:
     return line + (text.count("\n", 0, skipped.end()) if skipped else 0)
 
 
+# -- nesting depth, bounded before parsing ----------------------------------------------------------------
+
+MAX_NESTING = 200
+"""How deeply collections may nest in one document: an input error beyond it. Real manifests stay far
+below (the examples' Deployments and CronJobs 8-10 levels, our own CRD with its whole schema 19; each
+level of a CRD schema costs two), while deeper input crashed the parsers: yaml-rs and PyYAML's C composer
+recurse on the C stack (a segfault at ~25,000 levels), json and our code on Python's (a RecursionError at
+~1,000); yaml-rs's flow collections and orjson stop at ~255. For YAML the bound is checked on the flow
+brackets and, for deeply indented documents, on the parser's events (exact); for JSON, exactly."""
+_OPENERS = ("[", "{")
+_FEW_OPENERS = MAX_NESTING // 2 - 3
+_DEEP_LINE = MAX_NESTING // 2
+_DEEP_INDENT = re.compile(rf"\n[ ?:-]{{{_DEEP_LINE}}}")
+_DEEP_FIRST_LINE = re.compile(rf"[ ?:-]{{{_DEEP_LINE}}}")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET_RUN = re.compile(r"[\[{]+|[\]}]+")
+
+
+def nesting_problem(text: str, json_text: bool = False, indented: bool = True) -> int | None:
+    """The line in `text` (0-based) where it nests deeper than MAX_NESTING; None when it does not.
+
+    First a bound at C speed, which almost every document passes: flow collections need a `[` or `{` each,
+    and block ones a column of indentation or an indicator (`- `, `? `, `: `) each, so few brackets and no
+    deeply indented line cannot nest deep. Then, for the rest, the depth itself: of the brackets outside
+    double-quoted strings (exact for JSON), or, when a line is deeply indented, of the exact parser's
+    events (readiness.yaml11, which also guards itself: no crafted string smuggles depth past it).
+    `indented`: False when the whole stream has no deeply indented line (one scan, not one per document)."""
+    deep_line = not json_text and indented and _deeply_indented(text)
+    if not deep_line and not _many_brackets(text):
+        return None
+    if deep_line:
+        from readiness import yaml11  # PyYAML: only for documents indented this deeply
+
+        line = yaml11.too_deep_at(text, MAX_NESTING)
+    else:
+        at = _bracket_depth_exceeded(text)
+        line = None if at is None else text.count("\n", 0, at)
+    return line
+
+
+def may_nest_deeply(text: str) -> bool:
+    """False when `text` cannot nest deeper than MAX_NESTING (see `nesting_problem`)."""
+    return _many_brackets(text) or _deeply_indented(text)
+
+
+def _many_brackets(text: str) -> bool:
+    return sum(map(text.count, _OPENERS)) >= _FEW_OPENERS
+
+
+def _deeply_indented(text: str) -> bool:
+    return _DEEP_INDENT.search(text) is not None or _DEEP_FIRST_LINE.match(text) is not None
+
+
+_ALIAS = re.compile(r"[\s\[{,]\*[^\s\[\]{},]")
+"""An alias (`*name`, after a space or a flow indicator): rare in manifests, so its cost is only theirs."""
+ALIASES_UNCOUNTED = 12
+"""Up to this many aliases, a document is not counted: 12 aliases multiply a document by at most 81 (four
+levels of three each: 3**4), under the 100x that go-yaml's 99% rule allows, so none is one it rejects and
+PyYAML is not imported for a few `*locked-down` reuses."""
+
+
+def _shape_problem(body: str, indented: bool) -> tuple[int, str] | None:
+    """(line in `body`, 0-based; message) for a document no parser should be handed: nested deeper than
+    MAX_NESTING, or with aliases that expand it out of proportion to its size (go-yaml's rule)."""
+    deep = nesting_problem(body, indented=indented)
+    if deep is not None:
+        return deep, too_deep_message()
+    if "&" in body and len(_ALIAS.findall(body)) > ALIASES_UNCOUNTED:
+        from readiness import yaml11  # PyYAML: only for documents with aliases
+
+        return yaml11.excessive_aliasing(body)
+    return None
+
+
+def too_deep_message() -> str:
+    return f"nested deeper than {MAX_NESTING} levels"
+
+
+def _bracket_depth_exceeded(text: str) -> int | None:
+    """The offset where the brackets outside double-quoted strings first nest deeper than MAX_NESTING."""
+    stripped = _JSON_STRING.sub(lambda m: " " * (m.end() - m.start()), text) if '"' in text else text
+    depth = 0
+    for match in _BRACKET_RUN.finditer(stripped):
+        run = match.end() - match.start()
+        if stripped[match.start()] in _OPENERS:
+            if depth + run > MAX_NESTING:
+                return match.start() + MAX_NESTING - depth
+            depth += run
+        else:
+            depth = max(0, depth - run)
+    return None
+
+
 # -- parsing ---------------------------------------------------------------------------------------------
 
 def _parse(text: str) -> Any:
@@ -319,10 +412,15 @@ def load_text(text: str, source: str, first_line: int = 1) -> LoadResult:
     text = normalise(text)
     segments = split_documents(text, first_line)
     words, exact = _quirks_by_segment(text, segments)
+    indented = _deeply_indented(text)
     result = LoadResult()
     for index, segment in enumerate(segments):
         body = text[segment.start:segment.end]
         quirky = words.get(index)
+        problem = _shape_problem(body, indented)
+        if problem is not None:  # before any parser sees it: they recurse, and expand aliases
+            result.errors.append(InputError(source, segment.line + problem[0], f"invalid YAML: {problem[1]}"))
+            continue
         try:
             if body.startswith("%") or "\n%" in body:  # directives (`%YAML 1.1`) precede a `---`
                 body = _DIRECTIVE_LINE.sub("", body)
@@ -348,14 +446,36 @@ def load_text(text: str, source: str, first_line: int = 1) -> LoadResult:
 
 def load_json(text: str, source: str) -> LoadResult:
     result = LoadResult()
+    deep = nesting_problem(text, json_text=True)
+    if deep is not None:  # json recurses on Python's stack
+        result.errors.append(InputError(source, deep + 1, f"invalid JSON: {too_deep_message()}"))
+        return result
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as error:
         result.errors.append(InputError(source, error.lineno, f"invalid JSON: {error.msg}"))
         return result
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        obj = _without_lone_surrogates(obj)
     if obj is not None:
         _add(result, Document(source, 1, obj, text, 1))
     return result
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(obj: Any) -> Any:
+    """JSON may escape half a UTF-16 pair (`"\\ud800"`), which no UTF-8 report can hold: each becomes
+    U+FFFD, as Go's encoding/json (so the API server) decodes it. Depth is bounded by MAX_NESTING."""
+    if obj.__class__ is str:
+        return _LONE_SURROGATE.sub("\ufffd", obj)
+    if obj.__class__ is dict:
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in obj.items()}
+    if obj.__class__ is list:
+        return [_without_lone_surrogates(item) for item in obj]
+    return obj
 
 
 # -- Lists -----------------------------------------------------------------------------------------------
@@ -378,13 +498,18 @@ def _add(result: LoadResult, document: Document) -> None:
     items = document.obj["items"]
     spans = _item_spans(document.text, len(items))
     for index, item in enumerate(items):
+        # _add again: a List nested in a List is expanded too (its depth is bounded by MAX_NESTING)
         if spans is None:
-            result.documents.append(Document(document.source, document.line, item, document.text,
-                                             document.text_line))
+            item_document = Document(document.source, document.line, item, document.text, document.text_line)
+        else:
+            start, end = spans[index]
+            line = document.text_line + document.text.count("\n", 0, start)
+            item_document = Document(document.source, line, item, document.text[start:end], line)
+        if item is None:
+            result.errors.append(InputError(document.source, item_document.line,
+                                            f"items[{index}]: a null item, expected a Kubernetes object"))
             continue
-        start, end = spans[index]
-        line = document.text_line + document.text.count("\n", 0, start)
-        result.documents.append(Document(document.source, line, item, document.text[start:end], line))
+        _add(result, item_document)
 
 
 def _item_spans(text: str, count: int) -> list[tuple[int, int]] | None:
@@ -439,11 +564,26 @@ def load_paths(paths: Sequence[str], stdin: TextIO | None = None) -> LoadResult:
     return result
 
 
+def read_stdin(stdin: TextIO) -> str | InputError:
+    """Standard input as UTF-8 text (a BOM dropped), as a file is read, whatever the locale says: its
+    bytes when it has them, else its text, whose undecodable bytes Python keeps as lone surrogates."""
+    binary = getattr(stdin, "buffer", None)
+    try:
+        if binary is not None:
+            data: bytes = binary.read()
+        else:
+            data = stdin.read().encode("utf-8", "surrogateescape")
+        return data.decode("utf-8-sig")
+    except (OSError, UnicodeError) as error:
+        return InputError("-", None, f"cannot read: {_os_reason(error)}")
+
+
 def _load_path(name: str, stdin: TextIO | None) -> LoadResult:
     if name == "-":
         if stdin is None:
             return LoadResult(errors=[InputError("-", None, "standard input is not available")])
-        return load_text(stdin.read(), "-")
+        text = read_stdin(stdin)
+        return LoadResult(errors=[text]) if isinstance(text, InputError) else load_text(text, "-")
     path = Path(name)
     if path.is_dir():
         return _load_directory(path)

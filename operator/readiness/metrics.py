@@ -15,7 +15,12 @@ Series (a contract: the alert rules in `readiness.alerts` and users' dashboards 
   matches (seconds). One histogram without the label would mix both and answer nothing.
 - `readiness_evaluations_total` (counter): workload evaluations, all policies together.
 - `readiness_api_errors_total{operation,code}` (counter): failed Kubernetes API calls, by operation
-  (`patch`, `list`, `create-event`...) and HTTP status code (or a short reason such as `timeout`).
+  (`patch`, `list`, `create-event`...) and HTTP status code (or a short reason such as `timeout`). Answers
+  the operator expects and handles are not errors: the 404 of an existence probe (is the PrometheusRule
+  CRD installed?), of deleting what is gone, and the 422 of annotations too big (counted below).
+- `readiness_writes_truncated_total` (counter): workload writes cut to fit the API server's 256 KiB bound
+  on all of an object's annotations: the label, the verdict and a shortened violations list are written
+  (a Warning Event `ReadinessOutputTruncated` says what was left out, once per verdict).
 - `readiness_build_info{version}` (gauge, always 1): also lets `absent(readiness_build_info)` tell that the
   operator is not being scraped.
 
@@ -74,6 +79,18 @@ class ReadinessMetrics:
         self.api_errors = Counter(
             "readiness_api_errors", "Failed Kubernetes API calls, by operation and status code.",
             ("operation", "code"), registry=self.registry)
+        self.rewrites = Counter(
+            "readiness_write_retries", "Workload writes that failed even after the writer's own retries and "
+            "were scheduled again (with backoff, until they land).", registry=self.registry)
+        self.events = Counter(
+            "readiness_events", "Announcements by outcome: posted (an Event on the workload), summarized "
+            "(counted in a summary Event on the policy), dropped (not posted: the workload's announced "
+            "annotation is then left as it was, so the next operator start announces it again).",
+            ("outcome",), registry=self.registry)
+        self.writes_truncated = Counter(
+            "readiness_writes_truncated", "Workload writes cut to fit Kubernetes' 256 KiB bound on an "
+            "object's annotations (the label first, then the verdict, then a shortened violations list).",
+            registry=self.registry)
         self.build_info = Gauge(
             "readiness_build_info", "Always 1; the operator's version is in the label.", ("version",),
             registry=self.registry)

@@ -14,10 +14,15 @@ def _always(_labels: Mapping[str, str]) -> bool:
     return True
 
 
-def _requirement(expr: Mapping[str, Any]) -> LabelMatcher:
+def _requirement(expr: Any) -> LabelMatcher:
+    if not isinstance(expr, Mapping):
+        raise ValueError(f"matchExpressions: expected a mapping (key, operator, values), got {_a(expr)}")
     key = str(expr.get("key", ""))
     operator = expr.get("operator")
-    values = frozenset(str(v) for v in (expr.get("values") or ()))
+    raw_values = expr.get("values") or ()
+    if not isinstance(raw_values, list | tuple):
+        raise ValueError(f"matchExpressions: values of key {key!r}: expected a list, got {_a(raw_values)}")
+    values = frozenset(str(v) for v in raw_values)
     if operator == "In":
         return lambda labels: key in labels and labels[key] in values
     if operator == "NotIn":
@@ -33,8 +38,14 @@ def compile_selector(selector: Mapping[str, Any] | None) -> LabelMatcher:
     """Compile a LabelSelector. None or {} selects everything, as in the Kubernetes API."""
     if not selector:
         return _always
-    match_labels = {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
-    requirements = [_requirement(e) for e in (selector.get("matchExpressions") or ())]
+    raw_labels = selector.get("matchLabels") or {}
+    raw_expressions = selector.get("matchExpressions") or ()
+    if not isinstance(raw_labels, Mapping):  # the API server rejects these: say what is wrong, never crash
+        raise ValueError(f"matchLabels: expected a mapping of label to value, got {_a(raw_labels)}")
+    if not isinstance(raw_expressions, list | tuple):
+        raise ValueError(f"matchExpressions: expected a list, got {_a(raw_expressions)}")
+    match_labels = {str(k): str(v) for k, v in raw_labels.items()}
+    requirements = [_requirement(e) for e in raw_expressions]
     items = tuple(match_labels.items())
 
     def matches(labels: Mapping[str, str]) -> bool:
@@ -44,6 +55,11 @@ def compile_selector(selector: Mapping[str, Any] | None) -> LabelMatcher:
         return all(requirement(labels) for requirement in requirements)
 
     return matches
+
+
+def _a(value: Any) -> str:
+    name = type(value).__name__
+    return "null" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 class GlobSet:

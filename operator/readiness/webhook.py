@@ -31,6 +31,7 @@ import asyncio
 import copy
 import dataclasses
 import itertools
+import json
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import aiohttp.web
 import kopf
 
 from readiness.checks import CATALOG
@@ -55,7 +57,11 @@ from readiness.workload import (
     KindRegistry,
     MalformedWorkload,
     NotAWorkload,
+    TemplateRef,
+    WorkloadRef,
     project,
+    template_ref,
+    with_template,
 )
 
 logger = logging.getLogger(__name__)
@@ -135,6 +141,11 @@ class WebhookSettings:
     """At most this many warnings per request; the rest are summarised as `... and N more`."""
     warning_width: int = 120
     """Warnings longer than this are truncated: kubectl and other clients cut them around 120."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest AdmissionReview body judged (aiohttp's default is 1 MiB). The API server sends objects up
+    to its request limit (3 MiB by default), and an UPDATE carries the old object too: anything larger is
+    answered 413 and the failurePolicy decides (Ignore admits it, unjudged). The price of a higher value
+    is memory: a request's parsed JSON takes several times its size, for each request in flight."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -162,6 +173,8 @@ class WebhookSettings:
             raise ValueError(f"webhook timeout must be 1-30 seconds, got {self.timeout_seconds}")
         if (self.certfile is None) != (self.pkeyfile is None):
             raise ValueError("webhook certificate and key must be given together")
+        if self.max_body_bytes < 1024 * 1024:
+            raise ValueError(f"webhook max body bytes must be at least 1 MiB, got {self.max_body_bytes}")
         webhook_rules(self.kinds)
 
     def excluded(self) -> list[str]:
@@ -251,11 +264,18 @@ def review(
     kinds: KindRegistry = DEFAULT_KINDS,
     max_warnings: int = 10,
     width: int = 120,
+    referenced: Mapping[str, Any] | None = None,
 ) -> Review:
-    """Judge one CREATE or UPDATE with every policy in `warn` or `deny` mode that matches the object."""
+    """Judge one CREATE or UPDATE with every policy in `warn` or `deny` mode that matches the object.
+    `referenced`: the object an Argo Rollout's `spec.workloadRef` names, when admission could read it."""
     if operation not in ("CREATE", "UPDATE"):
         return Review(True)
     try:
+        link = template_ref(obj)
+        if link is not None:
+            if referenced is None:
+                return Review(True, warnings=[_reference_not_yet(link, width)])
+            obj, old = _through_reference(obj, old, link, referenced)
         workload = project(obj, kinds)
     except NotAWorkload:
         return Review(True)
@@ -284,6 +304,25 @@ def review(
     if denials:
         return Review(False, deny_message(str(workload.ref), denials), warnings)
     return Review(True, "", warnings)
+
+
+def _reference_not_yet(link: TemplateRef, width: int) -> str:
+    """The object a Rollout's workloadRef names may come later in the same apply: never denied on."""
+    return _clip(f"[readiness] not yet judged: spec.workloadRef: {link.target} not readable yet; the audit "
+                 "judges through it", width)
+
+
+def _through_reference(obj: Mapping[str, Any], old: Mapping[str, Any] | None, link: TemplateRef,
+                       referenced: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """The Rollout (and its previous version, when it named the same object) as Argo runs it: with the
+    referenced object's pod template. Raises MalformedWorkload when that object has none."""
+    try:
+        old_link = template_ref(old) if old is not None else None
+    except MalformedWorkload:
+        old_link = None
+    if old is not None and old_link is not None:
+        old = with_template(old, referenced) if old_link.target == link.target else None
+    return with_template(obj, referenced), old
 
 
 def _labels_not_yet(policy: str, namespace: str, width: int) -> str:
@@ -404,6 +443,102 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
+# -- bodies the API server would never send --------------------------------------------------------------
+
+
+class MalformedReview(ValueError):
+    """An AdmissionReview that cannot be judged, with what could be read of it (for the answer)."""
+
+    def __init__(self, reason: str, uid: str = "", namespace: str | None = None) -> None:
+        super().__init__(reason)
+        self.uid = uid
+        self.namespace = namespace
+
+
+def parse_review(raw: bytes) -> dict[str, Any]:
+    """The AdmissionReview in `raw`, checked for everything Kopf and the handler read; MalformedReview
+    otherwise. The API server never sends such a body: it is a bug, or a client probing the webhook."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise MalformedReview(f"not UTF-8 (byte {error.start})") from None
+    except RecursionError:
+        raise MalformedReview("JSON nested too deeply") from None
+    except ValueError as error:  # invalid JSON, or an integer over Python's 4,300-digit limit
+        raise MalformedReview(f"not JSON: {_clip(str(error), 80)}") from None
+    request = data.get("request") if isinstance(data, dict) else None
+    if not isinstance(request, dict):
+        raise MalformedReview("no request object")
+    uid = request.get("uid")
+    problem = _envelope_problem(request)
+    if problem is not None or not isinstance(uid, str):
+        raise MalformedReview(problem or "request.uid is not a string", uid if isinstance(uid, str) else "",
+                              _namespace_of(request))
+    checked: dict[str, Any] = data
+    return checked
+
+
+def _envelope_problem(request: Mapping[str, Any]) -> str | None:
+    if not isinstance(request.get("operation"), str):
+        return "request.operation is not a string"
+    resource = request.get("resource")
+    if not (isinstance(resource, dict) and all(isinstance(resource.get(key), str)
+                                               for key in ("group", "version", "resource"))):
+        return "request.resource needs group, version and resource strings"
+    if not isinstance(request.get("userInfo"), dict):
+        return "request.userInfo is not an object"
+    if request.get("object") is None and request.get("oldObject") is None:
+        return "neither request.object nor request.oldObject"
+    for key in ("object", "oldObject"):
+        value = request.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"request.{key} is not an object"
+        if value is not None and not isinstance(value.get("metadata"), dict):
+            return f"request.{key}.metadata is not an object"
+    return None
+
+
+def _namespace_of(request: Mapping[str, Any]) -> str | None:
+    namespace = request.get("namespace")
+    if isinstance(namespace, str) and namespace:
+        return namespace
+    obj = request.get("object")
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    return namespace if isinstance(namespace, str) and namespace else None
+
+
+def malformed_verdict(engines: Iterable[Engine], error: MalformedReview,
+                      namespace_labels: Mapping[str, str] | None = None, width: int = 120) -> Review:
+    """Denied when a deny policy may apply (every deny policy, when the namespace cannot be read), else
+    allowed with a warning. Unreadable must not mean admitted where deny is asked for; and as the API
+    server never sends such bodies, denying them blocks no real deploy."""
+    return unjudged_verdict(engines, f"malformed AdmissionReview: {error}", error.namespace,
+                            namespace_labels, width)
+
+
+def unjudged_verdict(engines: Iterable[Engine], what: str, namespace: str | None,
+                     namespace_labels: Mapping[str, str] | None = None, width: int = 120) -> Review:
+    """An object that could not be judged (`what` says why): denied when a deny policy may apply to its
+    namespace (any deny policy when the namespace is unknown), else allowed with a warning. Whatever makes
+    the review fail must never be a way past a deny policy."""
+    deny = [engine.name for engine in engines if engine.policy.spec.enforcement is Enforcement.DENY
+            and (namespace is None or engine.matches_namespace(namespace, namespace_labels, True))]
+    if deny:
+        return Review(False, _clip(f"not judged ({what}), so denied by {', '.join(deny)}", 400))
+    return Review(True, warnings=[_clip(f"[readiness] not judged: {what}", width)])
+
+
+def admission_response(uid: str, verdict: Review) -> dict[str, Any]:
+    """The AdmissionReview (v1) answering request `uid` with `verdict`."""
+    response: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
+    if verdict.warnings:
+        response["warnings"] = list(verdict.warnings)
+    if not verdict.allowed:
+        response["status"] = {"code": 403, "message": verdict.message}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
 # -- the webhook configuration ---------------------------------------------------------------------------
 
 
@@ -505,6 +640,9 @@ def configure(kopf_settings: kopf.OperatorSettings, operator_settings: Any, stat
     registry = registry or kopf.get_default_registry()
     runtime = _Runtime(settings, api or state, api, registry, context, kubeconfig)
     _register_handlers(runtime)
+    access = logging.getLogger("aiohttp.access")
+    if access.level == logging.NOTSET:  # a line per admission request (and probe): not worth an INFO
+        access.setLevel(logging.WARNING)
     kopf_settings.admission.server = _server(runtime)
     kopf_settings.admission.managed = None  # we manage the configuration ourselves, see the module doc
     logger.info("Admission webhook on %s:%d for %s; excluded namespaces: %s", settings.addr, settings.port,
@@ -522,19 +660,24 @@ def _register_handlers(runtime: _Runtime) -> None:
     _unregister_handlers(runtime.registry)
 
     async def handler(**kwargs: Any) -> None:
-        try:
-            await _validate(runtime, kwargs)
-        except kopf.AdmissionError:
-            raise
-        except Exception as error:  # fail open, as failurePolicy Ignore would: Kopf turns errors into denials
-            logger.exception("Admission: could not judge the request; allowing it")
-            kwargs["warnings"].append(_clip(f"[readiness] not judged (webhook error): {error}",
-                                            runtime.settings.warning_width))
+        await _judge(runtime, kwargs)
 
     for kind in runtime.settings.kinds:
         group, version, plural = RESOURCES[kind]
         kopf.on.validate(group, version, plural, id=HANDLER_ID, operations=["CREATE", "UPDATE"],
                          side_effects=False, ignore_failures=True, registry=runtime.registry)(handler)
+
+
+async def _judge(runtime: _Runtime, kwargs: Mapping[str, Any]) -> None:
+    """`_validate`, failing open on errors (as failurePolicy Ignore would): Kopf turns them into denials."""
+    try:
+        await _validate(runtime, kwargs)
+    except kopf.AdmissionError:
+        raise
+    except Exception as error:
+        logger.exception("Admission: could not judge the request; allowing it")
+        kwargs["warnings"].append(_clip(f"[readiness] not judged (webhook error): {error}",
+                                        runtime.settings.warning_width))
 
 
 def _unregister_handlers(registry: kopf.OperatorRegistry) -> None:
@@ -558,14 +701,69 @@ async def _validate(runtime: _Runtime, kwargs: Mapping[str, Any]) -> None:
         return
     if runtime.api is not None:
         await runtime.api.refresh(namespace)
-    verdict = review(
-        runtime.source.engines(), dict(body), runtime.source.namespace_labels(namespace), operation,
-        datetime.now(UTC), old=dict(old) if old is not None else None, context=runtime.context(namespace),
-        max_warnings=runtime.settings.max_warnings, width=runtime.settings.warning_width,
-    )
+    engines = runtime.source.engines()
+    referenced = await _referenced_object(runtime, body, engines)
+    labels = runtime.source.namespace_labels(namespace)
+    try:
+        verdict = review(
+            engines, dict(body), labels, operation,
+            datetime.now(UTC), old=dict(old) if old is not None else None, context=runtime.context(namespace),
+            max_warnings=runtime.settings.max_warnings, width=runtime.settings.warning_width,
+            referenced=referenced,
+        )
+    except Exception as error:  # a bug, or an object crafted to make the engine raise: not a way past deny
+        logger.exception("Admission: could not judge %s of %s/%s", operation, namespace,
+                         body.get("metadata", {}).get("name"))
+        verdict = unjudged_verdict(engines, f"webhook error: {type(error).__name__}: {error}", namespace,
+                                   labels, runtime.settings.warning_width)
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
+        logger.info("Admission denied %s: %s", operation, _clip(verdict.message.split("\n", 1)[0], 200))
         raise kopf.AdmissionError(verdict.message, code=403)
+
+
+REFERENCE_RESOURCES: Mapping[str, tuple[str, str, str]] = {
+    "Deployment": ("apps", "v1", "deployments"), "ReplicaSet": ("apps", "v1", "replicasets"),
+    "PodTemplate": ("", "v1", "podtemplates"),
+}
+"""Where the objects a Rollout's `spec.workloadRef` may name are read from."""
+REFERENCE_TIMEOUT_SECONDS = 2.0
+"""At most this long (and half the webhook's timeout) to read a Rollout's referenced object: past it,
+admission says "not yet" rather than letting the API server's timeout decide."""
+
+
+def reference_path(target: WorkloadRef) -> str:
+    group, version, plural = REFERENCE_RESOURCES[target.kind]
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    return f"{prefix}/namespaces/{target.namespace}/{plural}/{target.name}"
+
+
+async def _referenced_object(runtime: _Runtime, body: Mapping[str, Any], engines: Sequence[Engine],
+                             ) -> Mapping[str, Any] | None:
+    """The object a Rollout's workloadRef names, read from the API server (one GET, never cached: it may
+    have changed earlier in the same apply); None when absent, unreadable or not needed."""
+    try:
+        link = template_ref(body)
+    except MalformedWorkload:
+        return None  # review() names the problem
+    if link is None or all(engine.policy.spec.enforcement is Enforcement.AUDIT for engine in engines):
+        return None
+    timeout = min(REFERENCE_TIMEOUT_SECONDS, runtime.settings.timeout_seconds / 2)
+    try:
+        return await asyncio.wait_for(_read_object(runtime.kubeconfig, reference_path(link.target)), timeout)
+    except Exception as error:  # not found, forbidden, too slow: "not yet", never a denial
+        if getattr(error, "status", None) != 404:
+            logger.warning("Admission: could not read %s for %s: %s", link.target, link.rollout,
+                           str(error) or type(error).__name__)
+        return None
+
+
+async def _read_object(kubeconfig: str | None, path: str) -> Mapping[str, Any] | None:
+    async with await _api_client(kubeconfig) as api_client:
+        found = await api_client.call_api(
+            path, "GET", header_params={"Accept": "application/json"}, response_types_map={200: "object"},
+            auth_settings=["BearerToken"], _return_http_data_only=True)
+    return found if isinstance(found, Mapping) else None
 
 
 def _server(runtime: _Runtime) -> kopf.WebhookServer:
@@ -593,6 +791,7 @@ class _ConfiguringServer(kopf.WebhookServer):
     def __init__(self, runtime: _Runtime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.runtime = runtime
+        self.judged = frozenset(RESOURCES[kind] for kind in runtime.settings.kinds)
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         settings = self.runtime.settings
@@ -608,6 +807,77 @@ class _ConfiguringServer(kopf.WebhookServer):
                 yield client_config
         finally:
             _unregister_handlers(self.runtime.registry)
+
+    async def _serve(self, fn: Any, request: aiohttp.web.Request) -> aiohttp.web.Response:  # type: ignore[override]
+        """Kopf's `_serve` with two changes: bodies up to `max_body_bytes` (aiohttp's default 1 MiB is less
+        than the API server sends, and a 413 lets failurePolicy Ignore admit the object unjudged), and a
+        malformed review answered with an AdmissionReview (and a WARNING), not an HTTP 500."""
+        from kopf._core.engines import admission as kopf_admission
+
+        limit = self.runtime.settings.max_body_bytes
+        try:
+            raw = await request.clone(client_max_size=limit).read()
+        except aiohttp.web.HTTPRequestEntityTooLarge:
+            logger.warning("Admission: a request body over %d bytes (max_body_bytes) answered 413: "
+                           "the failurePolicy decides", limit)
+            raise
+        try:
+            data = parse_review(raw)
+            answer = await self._answer(data) if request.match_info.get("id") == HANDLER_ID else None
+            if answer is not None:
+                return aiohttp.web.json_response(answer)
+            sslpeer = request.transport.get_extra_info("peercert") if request.transport else None
+            return aiohttp.web.json_response(await fn(
+                data, webhook=request.match_info.get("id"), sslpeer=sslpeer, headers=dict(request.headers)))
+        except MalformedReview as error:
+            return aiohttp.web.json_response(await self._malformed(error))
+        except RecursionError:  # parsed, but too deep for Kopf's diff and copies
+            return aiohttp.web.json_response(await self._malformed(MalformedReview(
+                "nested too deeply", *_salvage(data))))
+        except kopf_admission.AmbiguousResourceError as error:
+            raise aiohttp.web.HTTPConflict(reason=str(error) or None) from None
+        except kopf_admission.UnknownResourceError as error:
+            raise aiohttp.web.HTTPNotFound(reason=str(error) or None) from None
+        except kopf_admission.WebhookError as error:
+            raise aiohttp.web.HTTPBadRequest(reason=str(error) or None) from None
+
+    async def _answer(self, data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Our kinds, judged by the handler directly: Kopf's request function around it (memo, diff,
+        handler bookkeeping, two log records) doubled the time per request. None for anything else,
+        which Kopf's function answers as before."""
+        request = data["request"]
+        resource = request["resource"]
+        if (resource["group"], resource["version"], resource["resource"]) not in self.judged:
+            return None
+        obj, old = request.get("object"), request.get("oldObject")
+        warnings: list[str] = []
+        try:
+            await _judge(self.runtime, {"body": obj if obj is not None else old, "old": old,
+                                        "operation": request["operation"], "warnings": warnings})
+        except kopf.AdmissionError as error:
+            return admission_response(request["uid"], Review(False, str(error), warnings))
+        return admission_response(request["uid"], Review(True, "", warnings))
+
+    async def _malformed(self, error: MalformedReview) -> dict[str, Any]:
+        runtime = self.runtime
+        if error.namespace in runtime.settings.excluded():
+            verdict = Review(True)
+        else:
+            if runtime.api is not None:
+                await runtime.api.refresh(error.namespace or "")
+            labels = runtime.source.namespace_labels(error.namespace) if error.namespace else None
+            verdict = malformed_verdict(runtime.source.engines(), error, labels,
+                                        runtime.settings.warning_width)
+        outcome = "allowed" if verdict.allowed else "denied"
+        logger.warning("Admission: malformed AdmissionReview: %s (uid %r, namespace %s): %s", error,
+                       error.uid[:64], error.namespace or "unknown", outcome)
+        return admission_response(error.uid, verdict)
+
+
+def _salvage(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The uid and namespace of a parsed review, for answering it when judging it failed."""
+    request = data["request"]
+    return str(request["uid"]), _namespace_of(request)
 
 
 # -- API access (kubernetes-asyncio): the managed configuration and the `api` policy source ----------------
@@ -680,7 +950,7 @@ class _ApiSource:
         self._policies_at = float("-inf")
         self._namespaces: dict[str, tuple[float, Mapping[str, str] | None]] = {}
         self._contexts: dict[str, AuditContext] = {}
-        self._lock = asyncio.Lock()
+        self._fetching: dict[str, asyncio.Task[None]] = {}
 
     def engines(self) -> list[Engine]:
         return list(self._engines)
@@ -690,17 +960,35 @@ class _ApiSource:
         return cached[1] if cached else None
 
     async def refresh(self, namespace: str) -> None:
+        """Single flight: one fetch of the policies, and one per namespace, however many requests find the
+        copy stale. A copy up to twice `max_age` old is served while the fetch replaces it in the
+        background (no request waits on the API server); an older one, or none, is waited for."""
         now = self._clock()
-        stale_policies = now - self._policies_at > self.max_age
-        cached = self._namespaces.get(namespace)
-        stale_namespace = bool(namespace) and (cached is None or now - cached[0] > self.max_age)
-        if not (stale_policies or stale_namespace):
-            return
-        async with self._lock:
-            try:
-                await self._fetch(namespace if stale_namespace else None, stale_policies)
-            except Exception as error:  # serve the last good data; the audit still catches everything
-                logger.warning("Admission: could not refresh policies or namespace labels: %s", error)
+        waits: list[asyncio.Task[None]] = []
+        ages = [("", now - self._policies_at)]
+        if namespace:
+            cached = self._namespaces.get(namespace)
+            ages.append((namespace, now - cached[0] if cached else float("inf")))
+        for key, age in ages:
+            if age > self.max_age:
+                task = self._fetching.get(key) or self._start_fetch(key)
+                if age > 2 * self.max_age:
+                    waits.append(task)
+        if waits:
+            await asyncio.wait(waits)  # not gather: a cancelled request must not cancel the shared fetch
+
+    def _start_fetch(self, key: str) -> asyncio.Task[None]:
+        """The fetch of the policies (key "") or of one namespace, remembered until it is done."""
+        task = asyncio.create_task(self._fetch_logged(key), name=f"readiness admission refresh {key}")
+        self._fetching[key] = task
+        task.add_done_callback(lambda _task: self._fetching.pop(key, None))
+        return task
+
+    async def _fetch_logged(self, key: str) -> None:
+        try:
+            await self._fetch(key or None, not key)
+        except Exception as error:  # serve the last good data; the audit still catches everything
+            logger.warning("Admission: could not refresh policies or namespace labels: %s", error)
 
     async def _fetch(self, namespace: str | None, policies: bool) -> None:
         from kubernetes_asyncio import client

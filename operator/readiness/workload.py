@@ -7,6 +7,7 @@ debugging aids added after the fact, never part of the workload's design.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -212,13 +213,74 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
+def describe(value: Any) -> str:
+    """A value's type for a one-line error, with the value when it is short: `a number (8080)`,
+    `a string ('false')`, `a 310-digit number` (never printed: over 4,300 digits, str() raises)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        if abs(value) < 10**18:
+            return f"a number ({value})"
+        return f"a {int(math.log10(abs(value))) + 1}-digit number"
+    if isinstance(value, float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if _is_mapping(value) else f"a {type(value).__name__}"
+
+
+def _text(value: Any, where: str) -> str:
+    """A scalar read as a string (names, label values), as the projection always has; an integer too long
+    to print (over 4,300 digits) is named instead of raising."""
+    if value.__class__ is str:
+        return value
+    try:
+        return "" if value is None else str(value)
+    except ValueError:
+        raise MalformedWorkload(f"{where}: expected a string, got {describe(value)}") from None
+
+
 def _str_map(value: Any, where: str) -> Mapping[str, str]:
     if value is None:
         return EMPTY
     if not _is_mapping(value):
         raise MalformedWorkload(f"{where}: expected a mapping, got {type(value).__name__}")
-    return {k if k.__class__ is str else str(k): v if v.__class__ is str else "" if v is None else str(v)
-            for k, v in value.items()}
+    return {k if k.__class__ is str else _text(k, where):
+            v if v.__class__ is str else _text(v, f"{where}.{k}") for k, v in value.items()}
+
+
+CONTAINER_FIELD_TYPES: Mapping[str, type] = MappingProxyType({
+    **dict.fromkeys(("securityContext", "resources", "livenessProbe", "readinessProbe", "startupProbe",
+                     "lifecycle"), Mapping),
+    **dict.fromkeys(("ports", "env", "envFrom", "volumeMounts", "command", "args"), list),
+})
+"""The container fields the checks read, by the type the API server requires: a value of another type
+(`ports: 8080`) makes the container malformed, named, rather than judged as if the field were unset."""
+POD_FIELD_TYPES: Mapping[str, type] = MappingProxyType({
+    **dict.fromkeys(("hostNetwork", "hostPID", "hostIPC"), bool),
+    **dict.fromkeys(("restartPolicy", "serviceAccountName", "serviceAccount"), str),
+    "securityContext": Mapping, "volumes": list,
+})
+"""The same for the pod spec's fields."""
+_EXPECTED = {Mapping: "a mapping", list: "a list", bool: "true or false", str: "a string"}
+
+
+_FAST_CLASS = {Mapping: dict, list: list, bool: bool, str: str}
+"""The class that parsed manifests hold for each expected type: tested first, isinstance only if not."""
+
+
+def _check_types(obj: Mapping[str, Any], types: Mapping[str, type], where: str) -> None:
+    # over the object's keys, not the table's: a container sets few of them (on the hot path)
+    for key, value in obj.items():
+        expected = types.get(key)
+        if expected is None or value is None or value.__class__ is _FAST_CLASS[expected]:
+            continue
+        if not isinstance(value, expected):
+            raise MalformedWorkload(f"{where}.{key}: expected {_EXPECTED[expected]}, got {describe(value)}")
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
@@ -232,11 +294,20 @@ def _containers(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
         for index, item in enumerate(items):
             if not _is_mapping(item):
                 raise MalformedWorkload(f"spec.{key}[{index}]: expected a mapping, got {type(item).__name__}")
+            _check_types(item, CONTAINER_FIELD_TYPES, f"spec.{key}[{index}]")
             role = default_role
             if role is ContainerRole.INIT and item.get("restartPolicy") == "Always":
                 role = ContainerRole.SIDECAR
-            result.append(Container(str(item.get("name") or f"{key}[{index}]"), role, item))
+            name = item.get("name")
+            if name.__class__ is not str:  # the f-string only when needed: this runs for every container
+                name = _text(name, f"spec.{key}[{index}].name")
+            name = name or f"{key}[{index}]"
+            result.append(Container(name, role, item))
     return tuple(result)
+
+
+INT32_MAX = 2**31 - 1
+"""Kubernetes' replica counts are int32: the API server rejects anything larger."""
 
 
 def _replicas(obj: Mapping[str, Any], spec: KindSpec) -> int | None:
@@ -246,7 +317,10 @@ def _replicas(obj: Mapping[str, Any], spec: KindSpec) -> int | None:
     if value is None:
         return 1  # the API server's default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedWorkload(f"{'.'.join(spec.replicas_path)}: expected an integer, got {value!r}")
+        raise MalformedWorkload(f"{'.'.join(spec.replicas_path)}: expected an integer, got {describe(value)}")
+    if abs(value) > INT32_MAX:
+        raise MalformedWorkload(f"{'.'.join(spec.replicas_path)}: expected a 32-bit integer, "
+                                f"got {describe(value)}")
     return value
 
 
@@ -282,6 +356,7 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
     if not _is_mapping(pod_spec):
         where = ".".join((*spec.template_path, "spec"))
         raise MalformedWorkload(f"{where}: missing pod spec")
+    _check_types(pod_spec, POD_FIELD_TYPES, "spec")
     template_meta = template.get("metadata") if spec.template_path else meta
     owners = meta.get("ownerReferences")
     controlled = isinstance(owners, list) and any(
@@ -290,7 +365,8 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
     strategy = _dig(obj, spec.strategy_path) if spec.strategy_path else None
     generation = meta.get("generation")
     return Workload(
-        ref=WorkloadRef(spec.kind, str(meta.get("namespace") or ""), str(name)),
+        ref=WorkloadRef(spec.kind, _text(meta.get("namespace") or "", "metadata.namespace"),
+                        _text(name, "metadata.name")),
         workload_class=_workload_class(spec.workload_class, pod_spec),
         labels=_str_map(meta.get("labels"), "metadata.labels"),
         annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
@@ -303,9 +379,9 @@ def project(obj: Mapping[str, Any], kinds: KindRegistry = DEFAULT_KINDS) -> Work
         replicas=_replicas(obj, spec),
         strategy=strategy if _is_mapping(strategy) else None,
         controlled=controlled,
-        api_version=str(obj.get("apiVersion") or ""),
-        uid=str(meta.get("uid") or ""),
-        generation=generation if isinstance(generation, int) else 0,
+        api_version=_text(obj.get("apiVersion"), "apiVersion"),
+        uid=_text(meta.get("uid"), "metadata.uid"),
+        generation=generation if isinstance(generation, int) and 0 <= generation < 2**63 else 0,
     )
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from readiness.workload import EMPTY, Container, Workload
+from readiness.workload import EMPTY, Container, Workload, describe
 
 # -- fast type tests -----------------------------------------------------------------------------------
 # Manifests come from YAML and JSON, so they are plain dicts. `isinstance(x, Mapping)` goes through the
@@ -42,6 +42,17 @@ def pod_security_context(workload: Workload) -> Mapping[str, Any]:
     if sc.__class__ is dict:
         return sc
     return sc if sc is not None and isinstance(sc, Mapping) else EMPTY
+
+
+def shown(value: Any) -> str:
+    """A manifest value as a finding prints it: str(), except for an integer too long for str() (over
+    4,300 digits), which is described instead (`a 5001-digit number`)."""
+    if value.__class__ is str:
+        return value
+    try:
+        return str(value)
+    except ValueError:
+        return describe(value)
 
 
 # -- quantities ----------------------------------------------------------------------------------------
@@ -85,8 +96,13 @@ def parse_quantity(value: Any) -> float:
                 _PARSED.clear()
             _PARSED[value] = parsed
         return parsed
-    if kind is int or kind is float:
-        return float(value)
+    if kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:  # past float range (309+ digits): as "1e400" parses, infinite
+            return math.inf if value > 0 else -math.inf
     raise ValueError(f"{value!r} is not a Kubernetes quantity")
 
 
@@ -102,8 +118,8 @@ def scaled_value(value: Any, total: int, round_up: bool) -> int:
     if isinstance(value, str):
         if value.endswith("%"):
             percent = int(value[:-1])
-            exact = percent * total / 100
-            return math.ceil(exact) if round_up else math.floor(exact)
+            # integer arithmetic: exact, and no OverflowError on totals past float range
+            return -(-percent * total // 100) if round_up else percent * total // 100
         return int(value)
     raise ValueError(f"{value!r} is neither an integer nor a percentage")
 
@@ -137,7 +153,7 @@ def added_capabilities(container: Container) -> list[Any]:
 
 def normalize_capability(name: Any) -> str:
     """`cap_net_raw`, `NET_RAW` and `CAP_NET_RAW` all name the same capability."""
-    text = str(name).upper()
+    text = shown(name).upper()
     return text[4:] if text.startswith("CAP_") else text
 
 

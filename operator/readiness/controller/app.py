@@ -133,6 +133,9 @@ async def stop(runtime: Runtime) -> None:
     if runtime.publisher is not None:
         with contextlib.suppress(Exception):
             await runtime.publisher.flush()  # the last verdicts reach the status before we exit
+    if runtime.auditor is not None:
+        with contextlib.suppress(Exception):
+            await runtime.auditor.close()  # pending Events are posted before the client closes
     if runtime.api is not None:
         await runtime.api.close()
     runtime.metrics.close()

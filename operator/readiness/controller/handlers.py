@@ -31,7 +31,7 @@ from readiness.controller.heap import HeapKeeper
 from readiness.controller.output import Outputs
 from readiness.controller.publisher import Publisher
 from readiness.controller.settings import OperatorSettings
-from readiness.controller.state import IndexedWorkload, PolicyEntry, State, fingerprint
+from readiness.controller.state import IndexedWorkload, LentTemplate, PolicyEntry, State, fingerprint
 from readiness.controller.writer import Writer
 from readiness.engine import Engine
 from readiness.metrics import ReadinessMetrics
@@ -155,15 +155,15 @@ def index_workload(runtime: Runtime, body: Mapping[str, Any], plural: str, diges
         if link is not None:  # an Argo Rollout running another workload's pod template
             slim, digest = _with_indexed_template(state, slim, link, digest)
         workload = _judged_through_rollout(state, project(slim, runtime.kinds))
-    except _TemplatePending:
-        return {}  # judged once the referenced workload is seen (its own event re-projects this one)
     except (MalformedWorkload, NotAWorkload) as error:
+        # _TemplatePending: judged once the referenced object is seen (its event re-projects this one)
         meta = body.get("metadata") or {}
         ref = WorkloadRef(str(body.get("kind")), str(meta.get("namespace") or ""),
                           str(meta.get("name") or ""))
         if runtime.state.malformed.get(ref) != str(error):
             runtime.state.malformed[ref] = str(error)
-            log.warning("skipping malformed %s: %s", ref, error)
+            log.warning("%s %s: %s", "not judging yet" if isinstance(error, _TemplatePending)
+                        else "skipping malformed", ref, error)
         return {}
     runtime.state.malformed.pop(workload.ref, None)
     # The Workload keeps only the pod spec, labels and annotations: managedFields and status are dropped.
@@ -201,13 +201,20 @@ def _with_indexed_template(state: State, rollout: Mapping[str, Any], link: Templ
     """The Rollout with the referenced workload's pod template, from that workload's projection, and a
     fingerprint that changes with the template (so a template change re-audits the Rollout)."""
     target = state.workloads.get(link.target)
-    if target is None:
-        raise _TemplatePending(f"spec.workloadRef: {link.target} is not known yet")
-    projected = target.workload
-    template = {"metadata": {"labels": dict(projected.pod_labels)}, "spec": projected.pod_spec}
+    lent = state.lent_templates.get(link.target)
+    if target is not None:
+        projected = target.workload
+        template: Mapping[str, Any] = {"metadata": {"labels": dict(projected.pod_labels)},
+                                       "spec": projected.pod_spec}
+        source_fingerprint = target.fingerprint
+    elif lent is not None:
+        template, source_fingerprint = lent.template, lent.fingerprint
+    else:
+        raise _TemplatePending(f"spec.workloadRef: {link.target} is not visible to the operator (not "
+                               "created yet, or it could not be read): the Rollout is judged once it is")
     source = {"kind": link.target.kind, "metadata": {"name": link.target.name},
               "spec": {"template": template}, "template": template}
-    return with_template(rollout, source), f"{digest}+{target.fingerprint}"
+    return with_template(rollout, source), f"{digest}+{source_fingerprint}"
 
 
 def _judged_through_rollout(state: State, workload: Workload) -> Workload:
@@ -243,6 +250,7 @@ def relink_templates(runtime: Runtime, ref: WorkloadRef, deleted: bool) -> list[
             workload = _judged_through_rollout(state, dataclasses.replace(entry.workload, controlled=False))
             if workload.controlled != entry.workload.controlled:
                 state.workloads[target] = dataclasses.replace(entry, workload=workload)
+                state.audited.pop(target, None)  # same fingerprint, other verdict: audit it again
                 changed.append(target)
     for rollout, link in list(state.template_refs.items()):
         body = state.rollout_bodies.get(rollout)
@@ -259,16 +267,16 @@ def relink_templates(runtime: Runtime, ref: WorkloadRef, deleted: bool) -> list[
     return changed
 
 
-_engines: dict[tuple[str, str, int], PolicyEntry] = {}
+_engines: dict[str, PolicyEntry] = {}
+"""Each policy's compiled current generation (tens of KiB each): an edit replaces it, a deletion drops it."""
 
 
 def index_policy(body: Mapping[str, Any]) -> dict[str, PolicyEntry]:
     """Compile a policy once per generation. An invalid one is kept with its error (Valid=False)."""
     meta = body.get("metadata") or {}
     name, uid, generation = str(meta.get("name")), str(meta.get("uid")), int(meta.get("generation") or 0)
-    key = (name, uid, generation)
-    cached = _engines.get(key)
-    if cached is None:
+    cached = _engines.get(name)
+    if cached is None or (cached.uid, cached.generation) != (uid, generation):
         data = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
         try:
             policy = load_policy(data, f"ReadinessPolicy {name}")
@@ -277,8 +285,12 @@ def index_policy(body: Mapping[str, Any]) -> dict[str, PolicyEntry]:
             cached = PolicyEntry(name, uid, generation, engine, None, interval)
         except (PolicyError, ValueError) as error:
             cached = PolicyEntry(name, uid, generation, None, str(error).splitlines()[0], 0.0)
-        _engines[key] = cached
+        _engines[name] = cached
     return {name: cached}
+
+
+def forget_policy_engine(name: str) -> None:
+    _engines.pop(name, None)
 
 
 def index_pdb(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,6 +331,8 @@ def register(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
     can run several operators one after another)."""
     for watched in runtime.watched:
         _register_workload(runtime, registry, watched)
+    if any(watched.kind == "Rollout" for watched in runtime.watched):
+        _register_pod_templates(runtime, registry)
     _register_context(runtime, registry)
     _register_policies(runtime, registry)
 
@@ -339,10 +353,76 @@ def _register_workload(runtime: Runtime, registry: kopf.OperatorRegistry, watche
         # this object, and the raw body it holds, are released at once rather than after our PATCH.
         meta = body.get("metadata") or {}
         ref = WorkloadRef(watched.kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        if type != "DELETED":
+        if type == "DELETED":
+            runtime.state.fetched_for.pop(ref, None)
+        else:
+            if watched.kind == "Rollout":
+                await read_unwatched_template(runtime, ref, body)
             remember_workload(runtime, ref, body, resource.plural)
         on_workload_event(runtime, ref, type)
         for linked in relink_templates(runtime, ref, type == "DELETED"):
+            on_workload_event(runtime, linked, "MODIFIED")
+
+
+def lend_template(body: Mapping[str, Any]) -> LentTemplate | None:
+    """The pod template of a PodTemplate, Deployment or ReplicaSet, for the Rollouts that reference it."""
+    template = body.get("template") if body.get("kind") == "PodTemplate" else (body.get("spec") or {}).get(
+        "template")
+    if not isinstance(template, Mapping):
+        return None
+    slim = compact({"metadata": {}, "template": template})["template"]
+    return LentTemplate(slim, fingerprint({"spec": slim}))
+
+
+async def read_unwatched_template(runtime: Runtime, rollout: WorkloadRef, body: Mapping[str, Any]) -> None:
+    """A Rollout naming a Deployment or ReplicaSet whose kind the operator does not watch: read the target
+    (one GET per change of the Rollout, never per status update) so the Rollout is judged, not pending."""
+    try:
+        link = template_ref(body)
+    except MalformedWorkload:
+        return  # the index names the problem
+    state = runtime.state
+    if (link is None or link.target.kind == "PodTemplate" or runtime.writer is None
+            or any(watched.kind == link.target.kind for watched in runtime.watched)):
+        return
+    digest = fingerprint(body)
+    if state.fetched_for.get(rollout) == digest:
+        return
+    group, version, plural = BUILTIN_RESOURCES[link.target.kind]
+    target = link.target
+    path = f"/apis/{group}/{version}/namespaces/{target.namespace}/{plural}/{target.name}"
+    try:
+        found = await runtime.writer.get(path)
+    except Exception as error:  # ApiException 404 (absent: pending, said once) or any failure
+        if getattr(error, "status", None) != 404:
+            log.warning("could not read %s for %s: %s", target, rollout, error)
+            return  # retried on the Rollout's next event
+        found = None
+    state.fetched_for[rollout] = digest
+    lent = lend_template(found) if isinstance(found, Mapping) else None
+    if lent is None:
+        state.lent_templates.pop(target, None)
+    else:
+        state.lent_templates[target] = lent
+
+
+def _register_pod_templates(runtime: Runtime, registry: kopf.OperatorRegistry) -> None:
+    """PodTemplates are watched when Rollouts are: a Rollout's `spec.workloadRef` may name one. They are few
+    (no built-in controller creates them), and only their pod templates are kept."""
+    state = runtime.state
+
+    @kopf.on.event("", "v1", "podtemplates", id="pod_templates", registry=registry)
+    async def pod_template_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        ref = WorkloadRef("PodTemplate", str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        lent = None if type == "DELETED" else lend_template(body)
+        if lent == state.lent_templates.get(ref):
+            return
+        if lent is None:
+            state.lent_templates.pop(ref, None)
+        else:
+            state.lent_templates[ref] = lent
+        for linked in relink_templates(runtime, ref, deleted=False):
             on_workload_event(runtime, linked, "MODIFIED")
 
 
@@ -509,6 +589,7 @@ async def on_policy_changed(runtime: Runtime, name: str, body: Mapping[str, Any]
 async def on_policy_deleted(runtime: Runtime, name: str) -> None:
     auditor, publisher = runtime.auditor, runtime.publisher
     assert auditor is not None and publisher is not None
+    forget_policy_engine(name)
     refs = auditor.drop_policy(name)
     await auditor.audit_many(refs)
     await publisher.delete_rules(name)

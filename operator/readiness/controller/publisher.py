@@ -131,7 +131,7 @@ class Publisher:
         previous = self.statuses.get(name)
         status = status_mod.invalid_status(error, generation, previous)
         if status_mod.comparable(status) != status_mod.comparable(previous):
-            await self.writer.patch_status(policy_path(name), status)
+            await self.writer.patch_status(policy_path(name), status_mod.merge_patch(previous, status))
         self.statuses[name] = status
 
     def forget(self, name: str) -> None:
@@ -165,7 +165,7 @@ class Publisher:
         status = status_mod.valid_status(summary, rules, entry.generation, self.audit_times.get(name),
                                          previous)
         if status_mod.comparable(status) != status_mod.comparable(previous) or name in self.force_time:
-            await self.writer.patch_status(policy_path(name), status)
+            await self.writer.patch_status(policy_path(name), status_mod.merge_patch(previous, status))
             self.statuses[name] = status
         self.force_time.discard(name)
         await self._reports(entry)

@@ -15,6 +15,9 @@ from typing import Any
 from readiness.peering import identity_from_environ, priority_from_environ
 
 ENV_PREFIX = "READINESS_"
+VIOLATIONS_MIN_BYTES = 64
+VIOLATIONS_MAX_BYTES = 64 * 1024
+"""A quarter of Kubernetes' 256 KiB bound on an object's annotations together."""
 
 
 @dataclasses.dataclass
@@ -65,9 +68,13 @@ class OperatorSettings:
     """Labels on generated PrometheusRules, e.g. `release=kube-prometheus-stack` so that the stack's rule
     selector picks them up. Empty: the stack must be configured to select all rules."""
     violations_max_bytes: int = 4096
-    """Bound on the `readiness.dev/violations` annotation. Total annotations are limited to 256 KiB per
-    object and large annotations slow down every client listing workloads; beyond it the list is cut and
-    ends with `{"truncated": N}`."""
+    """Bound on the `readiness.dev/violations` annotation (64 to 65,536 bytes); beyond it the list is cut,
+    worst findings first, and ends with `{"truncated": N}`. Larger lists more findings on the object, but
+    every client listing or watching workloads pays for it, and Kubernetes bounds all of an object's
+    annotations together to 256 KiB: at most 64 KiB (plus our few small annotations) leaves three
+    quarters of it to everyone else (`kubectl apply`'s last-applied copy can be as big as the object).
+    When even that does not fit, the label and verdict are written first and the list shortened (see
+    `readiness_writes_truncated_total`)."""
     write_concurrency: int = 10
     """API writes in flight at once. Higher converges a big cluster faster but competes with other
     clients for the API server's priority-and-fairness seats."""
@@ -103,11 +110,24 @@ class OperatorSettings:
     """First backoff delay (s); doubled each attempt, with full jitter, capped by `retry_max_delay`."""
     retry_max_delay: float = 10.0
     """Longest backoff delay (s), unless the server's Retry-After asks for more."""
+    rewrite_base_delay: float = 1.0
+    """A workload write that still failed after `retry_attempts` (API server down, a 403 while RBAC is
+    being replaced) is tried again after this delay (s), doubled each time, with jitter, until it lands:
+    the workload is not counted as audited until then, so no verdict stays wrong until the next periodic
+    audit."""
+    rewrite_max_delay: float = 60.0
+    """Longest delay (s) between two such tries: a write that keeps failing costs one request per
+    workload per this many seconds."""
     event_rate: float = 5.0
-    """Events posted per second at most, across all workloads (token bucket). Excess Events are dropped
-    and counted: a mass violation must not flood etcd."""
+    """Events posted per second at most, across all workloads (token bucket). Excess Events wait in a
+    queue (`event_queue_max`): a mass violation must not flood etcd, and no announcement is lost."""
     event_burst: int = 20
     """Token bucket size: Events that may be posted at once after a quiet period."""
+    event_queue_max: int = 1000
+    """Announcements waiting for the rate limit, at most (one per workload: a newer verdict replaces a
+    waiting one). When a sweep (a new policy, a restart) would queue more, the rest are announced by one
+    summary Event on the policy instead, and counted in `readiness_events_total{outcome="summarized"}`.
+    Bigger delivers more per-workload Events, later."""
     event_settle_seconds: float = 5.0
     """How long new findings must last before a `ReadinessViolation` Event announces them. `kubectl apply`
     of a Deployment with its PodDisruptionBudget or HPA lands the workload a moment before its companions:
@@ -227,10 +247,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=name, action="store_false", default=None, help=docs[name])
     parser.add_argument("--rule-labels", type=_parse_mapping, metavar="K=V,...", help=docs["rule_labels"])
     for name in ("violations_max_bytes", "write_concurrency", "worker_limit", "retry_attempts",
-                 "event_burst", "list_chunk_size", "gc_freeze_every"):
+                 "event_burst", "event_queue_max", "list_chunk_size", "gc_freeze_every"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=docs[name])
     for name in ("event_rate", "event_settle_seconds", "status_interval", "retry_base_delay",
-                 "retry_max_delay",
+                 "retry_max_delay", "rewrite_base_delay", "rewrite_max_delay",
                  "watch_server_timeout", "watch_client_timeout", "connect_timeout", "request_timeout",
                  "worker_idle_timeout", "gc_full_interval"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, help=docs[name])
@@ -261,12 +281,14 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
 
 def validate(settings: OperatorSettings) -> None:
     """One-line errors for impossible combinations."""
-    positive: Sequence[str] = ("write_concurrency", "retry_attempts", "event_burst", "violations_max_bytes")
+    positive: Sequence[str] = ("write_concurrency", "retry_attempts", "event_burst", "violations_max_bytes",
+                               "event_queue_max")
     for name in positive:
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(settings, name)}")
-    if settings.violations_max_bytes < 64:
-        raise ValueError("violations_max_bytes must be at least 64")
+    if not VIOLATIONS_MIN_BYTES <= settings.violations_max_bytes <= VIOLATIONS_MAX_BYTES:
+        raise ValueError(f"violations_max_bytes must be between {VIOLATIONS_MIN_BYTES} and "
+                         f"{VIOLATIONS_MAX_BYTES} (64 KiB), got {settings.violations_max_bytes}")
     if settings.worker_limit < 0:
         raise ValueError(f"worker_limit must be 0 (unbounded) or more, got {settings.worker_limit}")
     if settings.gc_freeze_every < 0:
@@ -279,5 +301,7 @@ def validate(settings: OperatorSettings) -> None:
         raise ValueError(f"worker_idle_timeout must be positive, got {settings.worker_idle_timeout}")
     if settings.event_rate <= 0:
         raise ValueError("event_rate must be positive")
+    if settings.rewrite_base_delay <= 0 or settings.rewrite_max_delay < settings.rewrite_base_delay:
+        raise ValueError("rewrite_base_delay must be positive and at most rewrite_max_delay")
     if not 0 <= settings.metrics_port <= 65535:
         raise ValueError(f"metrics_port out of range: {settings.metrics_port}")

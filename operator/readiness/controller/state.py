@@ -40,6 +40,15 @@ class IndexedWorkload:
 
 
 @dataclass(frozen=True, slots=True)
+class LentTemplate:
+    """The pod template of an object a Rollout's `spec.workloadRef` names that is not a watched workload
+    (a PodTemplate; a Deployment or ReplicaSet whose kind the operator does not watch)."""
+
+    template: Mapping[str, Any]
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyEntry:
     """One ReadinessPolicy in the index: compiled when valid, with the one-line error when not."""
 
@@ -110,6 +119,12 @@ class State:
     """Their compact bodies, re-projected when the referenced workload changes."""
     unlinked: set[WorkloadRef] = field(default_factory=set)
     """Workloads a Rollout stopped referencing since the last event: judged on their own again."""
+    lent_templates: dict[WorkloadRef, LentTemplate] = field(default_factory=dict)
+    """Pod templates Rollouts may reference that are not in `workloads`: every PodTemplate (watched when
+    Rollouts are), and unwatched Deployments and ReplicaSets a Rollout names (read once per Rollout
+    change)."""
+    fetched_for: dict[WorkloadRef, str] = field(default_factory=dict)
+    """Rollout -> its fingerprint when its unwatched target was last read: one GET per Rollout change."""
 
     # -- the webhook's interface (stable) --------------------------------------------------------------
 

@@ -118,6 +118,20 @@ def _checked(status: dict[str, Any]) -> dict[str, Any]:
     return model.model_dump(by_alias=True, mode="json")
 
 
+def merge_patch(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:
+    """`desired` as a JSON merge patch over `previous` (RFC 7386): a merge patch never deletes a map key
+    it leaves out, so keys that disappeared (a check that no longer fails in `byCheck`) are sent as null.
+    Lists are replaced whole by a merge patch and need nothing."""
+    patch: dict[str, Any] = dict(desired)
+    for key, old in (previous or {}).items():
+        new = desired.get(key)
+        if key not in desired:
+            patch[key] = None
+        elif isinstance(old, Mapping) and isinstance(new, Mapping):
+            patch[key] = merge_patch(old, new)
+    return patch
+
+
 def comparable(status: Mapping[str, Any] | None) -> Any:
     """The status without the fields that move on their own (times), to decide whether to write."""
     if not status:

@@ -65,16 +65,38 @@ def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], floa
     return float(rand() * min(cap, base * (2 ** attempt)))
 
 
+def unexpected(error: BaseException) -> bool:
+    return False
+
+
+def is_not_found(error: BaseException) -> bool:
+    """404: the answer of an existence probe (is that CRD installed?), or a delete of what is gone."""
+    return isinstance(error, ApiException) and error.status == 404
+
+
+def annotations_too_long(error: BaseException) -> bool:
+    """The API server refused a write because the object's annotations together would pass 256 KiB."""
+    if not isinstance(error, ApiException) or error.status != 422:
+        return False
+    body = error.body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return "metadata.annotations" in text and "Too long" in text
+
+
 async def with_retries(
     call: Callable[[], Awaitable[T]], *, operation: str, counter: ErrorCounter, attempts: int,
     base: float, cap: float, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] = random.random, expected: Callable[[BaseException], bool] = unexpected,
 ) -> T:
-    """Run `call`, retrying retryable errors with backoff; every failure is counted, the last re-raised."""
+    """Run `call`, retrying retryable errors with backoff; every failure is counted, the last re-raised.
+    An `expected` error is an answer the caller handles (a 404 of an existence probe): raised at once,
+    never counted, so that readiness_api_errors_total counts only what went wrong."""
     for attempt in range(attempts):
         try:
             return await call()
         except Exception as error:
+            if expected(error):
+                raise
             counter.api_error(operation, error_code(error))
             if not is_retryable(error) or attempt == attempts - 1:
                 raise
@@ -106,6 +128,11 @@ class TokenBucket:
             return True
         return False
 
+    async def wait(self, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        """Take a token, waiting for one as long as it takes."""
+        while not self.take():
+            await sleep(max(0.01, (1.0 - self.tokens) / self.rate))
+
 
 def resource_path(api_version: str, plural: str, namespace: str | None, name: str | None = None,
                   subresource: str | None = None) -> str:
@@ -131,14 +158,13 @@ class Writer:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.events = TokenBucket(event_rate, event_burst)
-        self.events_dropped = 0
         self.request_timeout = request_timeout
         self.writes = 0
 
-    async def get(self, path: str) -> Any:
+    async def get(self, path: str, accept: str = "application/json") -> Any:
         """One read, its JSON response decoded."""
         return await self.api.call_api(
-            path, "GET", header_params={"Accept": "application/json"}, response_types_map={200: "object"},
+            path, "GET", header_params={"Accept": accept}, response_types_map={200: "object"},
             auth_settings=["BearerToken"], _return_http_data_only=True, _request_timeout=self.request_timeout,
         )
 
@@ -162,7 +188,8 @@ class Writer:
             raise error
 
     async def write(self, operation: str, method: str, path: str, body: Any = None,
-                    content_type: str | None = None, accept: str = "application/json") -> bool:
+                    content_type: str | None = None, accept: str = "application/json",
+                    expected: Callable[[BaseException], bool] = unexpected) -> bool:
         """A bounded, retried write. False when the object is gone (404)."""
         async def once() -> None:
             async with self.semaphore:
@@ -170,44 +197,50 @@ class Writer:
                 await self.send(method, path, body, content_type, accept)
         try:
             await with_retries(once, operation=operation, counter=self.counter, attempts=self.attempts,
-                               base=self.base_delay, cap=self.max_delay)
+                               base=self.base_delay, cap=self.max_delay, expected=expected)
         except ApiException as error:
             if error.status == 404:
                 return False
             raise
         return True
 
-    async def read(self, operation: str, path: str) -> Any:
-        """A retried read; None when the object (or its kind) does not exist."""
+    async def read(self, operation: str, path: str, accept: str = "application/json") -> Any:
+        """A retried read; None when the object (or its kind) does not exist, which is no error."""
         try:
-            return await with_retries(lambda: self.get(path), operation=operation,
+            return await with_retries(lambda: self.get(path, accept), operation=operation,
                                       counter=self.counter, attempts=self.attempts, base=self.base_delay,
-                                      cap=self.max_delay)
+                                      cap=self.max_delay, expected=is_not_found)
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
 
     async def patch_metadata(self, path: str, patch: Mapping[str, Any]) -> bool:
+        """Raises ApiException; `annotations_too_long` ones are the caller's to handle (uncounted)."""
         # The response is only the object's metadata: the API server encodes (and sends) a tenth of it.
-        return await self.write("patch_workload", "PATCH", path, dict(patch), MERGE_PATCH, METADATA_ONLY)
+        return await self.write("patch_workload", "PATCH", path, dict(patch), MERGE_PATCH, METADATA_ONLY,
+                                expected=annotations_too_long)
+
+    async def read_metadata(self, path: str) -> Mapping[str, Any] | None:
+        """An object's metadata only (PartialObjectMetadata); None when it is gone."""
+        found = await self.read("read_workload", path, METADATA_ONLY)
+        if found is None:
+            return None
+        meta = found.get("metadata") if isinstance(found, Mapping) else None
+        return meta if isinstance(meta, Mapping) else {}
 
     async def patch_status(self, path: str, status: Mapping[str, Any]) -> bool:
         return await self.write("patch_status", "PATCH", path + "/status", {"status": dict(status)},
                                 MERGE_PATCH)
 
     async def post_event(self, ref: WorkloadRef, api_version: str, uid: str, intent: EventIntent) -> bool:
-        """Post one Event unless the global rate limit says no; dropped Events are counted, not queued:
-        a queue would only deliver a flood later."""
-        if not self.events.take():
-            self.events_dropped += 1
-            self.counter.api_error("post_event", "rate_limited")
-            return False
+        """Post one Event (its caller, the Announcer, waits for `events`, the global rate limit). A
+        cluster-scoped object's Events go to the `default` namespace, as kubectl describe looks there."""
         now = datetime.now(UTC)
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{ref.name[:200]}.", "namespace": ref.namespace},
+            "metadata": {"generateName": f"{ref.name[:200]}.", "namespace": ref.namespace or "default"},
             "involvedObject": {"apiVersion": api_version, "kind": ref.kind, "namespace": ref.namespace,
                                "name": ref.name, "uid": uid},
             "type": intent.type, "reason": intent.reason, "message": intent.message[:1024],
@@ -215,8 +248,8 @@ class Writer:
             "reportingInstance": COMPONENT, "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
             "action": "Audit",
         }
-        await self.write("post_event", "POST", resource_path("v1", "events", ref.namespace), event)
-        return True
+        path = resource_path("v1", "events", ref.namespace or "default")
+        return await self.write("post_event", "POST", path, event)
 
     async def apply(self, operation: str, api_version: str, plural: str, namespace: str | None,
                     body: Mapping[str, Any], compare: Callable[[Mapping[str, Any]], Any]) -> str:
@@ -234,7 +267,8 @@ class Writer:
         return "updated"
 
     async def delete(self, operation: str, path: str) -> None:
-        await self.write(operation, "DELETE", path)
+        """Deleting what is already gone (404) is done, not an error."""
+        await self.write(operation, "DELETE", path, expected=is_not_found)
 
     async def crd_installed(self, name: str) -> bool:
         crd = await self.read("read_crd", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")

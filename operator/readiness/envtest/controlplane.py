@@ -7,10 +7,12 @@ Or, with ``use_existing_cluster``, the cluster of the current ``KUBECONFIG`` beh
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -154,6 +156,22 @@ class ControlPlane:
         if self._run_dir is not None and self._owns_run_dir and not self.settings.keep_run_dir:
             shutil.rmtree(self._run_dir, ignore_errors=True)
         self._run_dir = None
+
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver, as a crash would (fault-injection tests); `start_apiserver` brings it
+        back on the same port and flags."""
+        child = self._children["kube-apiserver"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.process.wait()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again after `kill_apiserver`, and wait until it is ready."""
+        old = self._children["kube-apiserver"]
+        argv = [str(arg) for arg in old.process.args]  # type: ignore[union-attr]
+        self._children["kube-apiserver"] = processes.Child(  # same key: the stop order stays
+            "kube-apiserver", argv, old.log_path, _with_no_proxy(dict(os.environ)))
+        self._wait("kube-apiserver", lambda: self._api_status("/readyz") == 200)
 
     def _stop_children(self) -> None:
         for name in reversed(list(self._children)):

@@ -13,6 +13,7 @@ took 2 s of a 3 s audit.
 from __future__ import annotations
 
 import pickle
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -25,8 +26,21 @@ CASE_INDENT = "    "
 CHILD_INDENT = "      "
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""The characters XML 1.0 forbids in any document, even as character references (ElementTree writes
+them as they are, which makes the report unreadable to every parser)."""
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def character_data(text: str) -> str:
-    """Text content, escaped as ElementTree escapes it."""
+    """Text content, escaped as ElementTree escapes it; characters XML forbids are written as `\\xNN`
+    escapes (a container name with a control character is still named, and the report still parses)."""
+    if _NOT_XML.search(text) is not None:
+        text = _NOT_XML.sub(_visible, text)
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:

@@ -17,7 +17,7 @@ from typing import Any
 
 from readiness.checks import all_checks
 from readiness.checks.base import Check, Severity
-from readiness.context import AuditContext
+from readiness.context import AuditContext, disruption_budget_problem
 from readiness.engine import Engine, Evaluation, Exempted, Finding, evaluate_all
 from readiness.loader import Anchor, Document, InputError, container_line, field_line
 from readiness.workload import (
@@ -366,6 +366,9 @@ def _project(document: Document, kinds: KindRegistry, result: AuditResult,
         return links.through_rollout(workload) if links is not None else workload
     except NotAWorkload:
         result.skipped[kind] += 1
+        problem = disruption_budget_problem(obj) if kind == "PodDisruptionBudget" else None
+        if problem is not None:  # a budget that protects nothing: say so, and judge the rest without it
+            result.errors.append(InputError(document.source, document.line, f"{_describe(obj)}: {problem}"))
     except MalformedWorkload as error:
         result.errors.append(InputError(document.source, document.line, f"{_describe(obj)}: {error}"))
     return None
@@ -377,11 +380,15 @@ _NO_LINKS = _TemplateLinks({}, {})
 def _describe(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata")
     name = meta.get("name") if isinstance(meta, Mapping) else None
-    return f"{obj.get('kind')} {name}" if name else str(obj.get("kind"))
+    try:
+        return f"{obj.get('kind')} {name}" if name else str(obj.get("kind"))
+    except ValueError:  # a name of over 4,300 digits, which str() refuses: the error message names it
+        return str(obj.get("kind"))
 
 
 def _a(value: Any) -> str:
-    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+             type(None): "null"}
     return names.get(type(value), f"a {type(value).__name__}")
 
 

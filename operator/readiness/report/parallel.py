@@ -45,12 +45,28 @@ PIPE_BYTES = 1 << 20
 buffer holds is a round trip between the two processes (1 MiB is the unprivileged maximum on Linux)."""
 SERIAL_ENV = "READINESS_SERIAL"
 """Set (to anything) to disable the parallel path."""
+PARALLEL_ENV = "READINESS_PARALLEL"
+"""Set (to anything) to take the parallel path whatever the machine's load (tests, benchmarks)."""
+FREE_CPU_LOAD = 0.5
+"""The parallel path runs only when the 1-minute load average leaves a CPU free (load below the CPUs
+less this): it pays only with a free core. Measured on 2 CPUs (benchmarks/cli_bench.py
+--parallel-vs-serial): 1.6x faster than serial at load 0.8, 0.76-0.98x (slower) at load 2-4, where the
+worker only takes turns with the other jobs on the same cores and adds its hand-over on top."""
 
 
 def worth_parallel(size: int) -> bool:
-    """Whether a stream of `size` characters is worth two processes on this machine."""
-    return (size >= PARALLEL_MIN_BYTES and hasattr(os, "fork") and _cpus() >= 2
-            and not os.environ.get(SERIAL_ENV))
+    """Whether a stream of `size` characters is worth two processes on this machine, now."""
+    if size < PARALLEL_MIN_BYTES or not hasattr(os, "fork") or os.environ.get(SERIAL_ENV):
+        return False
+    cpus = _cpus()
+    return cpus >= 2 and (bool(os.environ.get(PARALLEL_ENV)) or _load() < cpus - FREE_CPU_LOAD)
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - no load average: assume a free core
+        return 0.0
 
 
 def _cpus() -> int:
@@ -120,9 +136,22 @@ def audit_stream(text: str, source: str, engines: Sequence[Engine], kinds: KindR
         os.waitpid(pid, 0)
         return None
     # The worker has sent everything; its exit (the kernel freeing its heap) takes 20 ms that the report
-    # need not wait for: a thread reaps it, so that no zombie is left in a long-lived caller.
-    threading.Thread(target=os.waitpid, args=(pid, 0), name="readiness-reap-worker", daemon=True).start()
+    # need not wait for: a thread reaps it while the report is written, and `wait_for_workers` waits
+    # for that before the command returns (a CI runner that kills the process group when the CLI exits
+    # would kill a worker still running, and no process may outlive the command).
+    reaper = threading.Thread(target=os.waitpid, args=(pid, 0), name="readiness-reap-worker", daemon=True)
+    reaper.start()
+    _reapers.append(reaper)
     return outcome
+
+
+_reapers: list[threading.Thread] = []
+
+
+def wait_for_workers() -> None:
+    """Return once every worker this process forked has exited and been reaped."""
+    while _reapers:
+        _reapers.pop().join()
 
 
 def _shared_memory(size: int) -> mmap.mmap | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from readiness.checks._helpers import mapping, normalize_capability, security_context
+from readiness.checks._helpers import mapping, normalize_capability, security_context, shown
 from readiness.checks.base import ALL_ROLES, Category, CheckParams, Fail, Severity, container_check, fail
 from readiness.workload import Container, Workload
 
@@ -55,5 +55,5 @@ def dangerous_capabilities(container: Container, workload: Workload, params: Par
     if not added or added.__class__ is not list:
         return None
     refused = params.refused
-    found = [str(c) for c in added if normalize_capability(c) in refused]
+    found = [shown(c) for c in added if normalize_capability(c) in refused]
     return fail(capabilities=", ".join(found)) if found else None

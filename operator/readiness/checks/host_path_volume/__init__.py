@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readiness.checks._helpers import is_mapping
+from readiness.checks._helpers import is_mapping, shown
 from readiness.checks.base import Category, Fail, NoParams, Severity, fail, workload_check
 from readiness.context import AuditContext
 from readiness.workload import Workload
@@ -38,5 +38,5 @@ def host_path_volume(workload: Workload, params: NoParams, context: AuditContext
     volumes = workload.pod_spec.get("volumes")
     if not volumes or not isinstance(volumes, list):
         return None
-    names = [str(v.get("name")) for v in volumes if is_mapping(v) and v.get("hostPath") is not None]
+    names = [shown(v.get("name")) for v in volumes if is_mapping(v) and v.get("hostPath") is not None]
     return fail(volumes=", ".join(names)) if names else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readiness.checks._helpers import is_mapping
+from readiness.checks._helpers import is_mapping, shown
 from readiness.checks.base import ALL_ROLES, Category, Fail, NoParams, Severity, container_check, fail
 from readiness.workload import Container, Workload
 
@@ -37,6 +37,6 @@ def host_port(container: Container, workload: Workload, params: NoParams) -> Fai
         return None
     for port in ports:
         if is_mapping(port) and port.get("hostPort"):
-            bound = [str(p["hostPort"]) for p in ports if is_mapping(p) and p.get("hostPort")]
+            bound = [shown(p["hostPort"]) for p in ports if is_mapping(p) and p.get("hostPort")]
             return fail(ports=", ".join(bound))
     return None

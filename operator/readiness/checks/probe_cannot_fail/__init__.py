@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from readiness.checks._helpers import is_mapping
+from readiness.checks._helpers import is_mapping, shown
 from readiness.checks.base import (
     APP_AND_SIDECARS,
     LONG_RUNNING,
@@ -82,15 +82,16 @@ def _declared_ports(container: Mapping[str, Any]) -> set[Any]:
     declared: set[Any] = set()
     for port in ports if isinstance(ports, list) else ():
         if is_mapping(port):
-            declared.update(v for v in (port.get("containerPort"), port.get("name")) if v is not None)
+            declared.update(v for v in (port.get("containerPort"), port.get("name"))
+                            if isinstance(v, int | str))
     return declared
 
 
 def _other_container_port(port: Any, container: Container, workload: Workload) -> str | None:
     """The container, other than this one, that declares `port` (a number or a name), when this one
     does not: the probe then tests that container."""
-    if port is None or port in _declared_ports(container.spec):
-        return None
+    if not isinstance(port, int | str) or port in _declared_ports(container.spec):
+        return None  # unset, or not a port at all (a list, a map: the API server rejects it)
     for other in workload.containers:
         if other.name != container.name and port in _declared_ports(other.spec):
             return other.name
@@ -109,7 +110,7 @@ def _reason(probe: Mapping[str, Any], container: Container, workload: Workload, 
         port = handler.get("port")
         owner = _other_container_port(port, container, workload)
         if owner is not None:
-            return f"port {port} belongs to container {owner}"
+            return f"port {shown(port)} belongs to container {owner}"
         path = handler.get("path") if kind == "httpGet" else None
         if isinstance(path, str) and params.static_extensions:
             file = path.split("?", 1)[0].lower()

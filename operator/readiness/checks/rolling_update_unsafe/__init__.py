@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from readiness.checks._helpers import hpa_min_replicas, is_mapping, resolve_rolling_update, scaled_value
+from readiness.checks._helpers import (
+    hpa_min_replicas,
+    is_mapping,
+    resolve_rolling_update,
+    scaled_value,
+    shown,
+)
 from readiness.checks.base import Category, Fail, NoParams, Severity, fail, workload_check
 from readiness.context import AuditContext
 from readiness.workload import Workload, WorkloadClass
@@ -83,5 +89,5 @@ def _all_down(workload: Workload, rolling: Mapping[str, Any], replicas: int) -> 
         return None  # the API server rejects malformed values; nothing to add here
     if unavailable < replicas:
         return None
-    return fail(problem=f"maxUnavailable {max_unavailable} resolves to {unavailable} of {replicas} replicas: "
-                        "every pod may be down at once")
+    return fail(problem=f"maxUnavailable {shown(max_unavailable)} resolves to {shown(unavailable)} of "
+                        f"{replicas} replicas: every pod may be down at once")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from readiness.checks._helpers import effective, mapping
 from readiness.checks.base import ALL_ROLES, Category, Fail, NoParams, Severity, container_check, fail
-from readiness.workload import Container, Workload
+from readiness.workload import Container, Workload, describe
 
 CONFINED = frozenset({"RuntimeDefault", "Localhost"})
 
@@ -42,6 +42,9 @@ spec:
 def seccomp_profile_missing(container: Container, workload: Workload, params: NoParams) -> Fail | None:
     profile = effective(container, workload, "seccompProfile")
     kind = mapping(profile).get("type") if profile else None
+    if kind is not None and not isinstance(kind, str):  # the API server rejects it: no profile applies
+        return fail(problem=f"has an invalid seccompProfile.type ({describe(kind)}): "
+                            "expected RuntimeDefault, Localhost or Unconfined")
     if kind in CONFINED:
         return None
     if kind == "Unconfined":
