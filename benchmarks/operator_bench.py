@@ -38,8 +38,9 @@ from kubernetes_asyncio import config as k8s_config
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
+from _plane import policy_control_plane  # noqa: E402
+
 from readiness.checks import CATALOG  # noqa: E402
-from readiness.envtest import ControlPlane, ControlPlaneSettings, wait_established  # noqa: E402
 from readiness.envtest.controlplane import free_port  # noqa: E402
 
 VERDICT = "readiness.dev/verdict"
@@ -343,18 +344,8 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE",
                         help="run the operator under cProfile (slower) and write its stats to FILE on exit")
     args = parser.parse_args()
-    plane = ControlPlane(ControlPlaneSettings.from_env(use_existing_cluster=args.use_existing_cluster))
-    # `kill` or `timeout` must not leave the control plane running: exit through the `finally` below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    plane.start()
-    try:
-        crd = str(ROOT / "crds" / "readinesspolicies.yaml")
-        plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", crd)
-        wait_established(plane.kubectl, "readinesspolicies.readiness.dev")
-        plane.kubectl("create", "namespace", "readiness-system", check=False)
+    with policy_control_plane(args.use_existing_cluster) as plane:
         asyncio.run(run(args, str(plane.kubeconfig), plane.kubectl))
-    finally:
-        plane.stop()
 
 
 if __name__ == "__main__":

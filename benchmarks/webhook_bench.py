@@ -36,7 +36,9 @@ import aiohttp
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from readiness.envtest import ControlPlane, ControlPlaneSettings, wait_established  # noqa: E402
+from _plane import policy_control_plane  # noqa: E402
+
+from readiness.envtest import ControlPlane  # noqa: E402
 from readiness.envtest.controlplane import free_port  # noqa: E402
 from readiness.tls import Authority, write_serving_certificate  # noqa: E402
 
@@ -227,19 +229,10 @@ def main() -> None:
                         help="run the operator under cProfile (slower) and write its stats to FILE on exit")
     parser.add_argument("--use-existing-cluster", action="store_true")
     args = parser.parse_args()
-    plane = ControlPlane(ControlPlaneSettings.from_env(use_existing_cluster=args.use_existing_cluster))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` must not leave it running
-    plane.start()
-    try:
-        crd = str(ROOT / "crds" / "readinesspolicies.yaml")
-        plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", crd)
-        wait_established(plane.kubectl, "readinesspolicies.readiness.dev")
-        plane.kubectl("create", "namespace", "readiness-system", check=False)
-        with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tls:
-            write_serving_certificate(Path(tls), ["127.0.0.1"], Authority.create())
-            asyncio.run(run(args, plane, Path(tls)))
-    finally:
-        plane.stop()
+    with policy_control_plane(args.use_existing_cluster) as plane, \
+            tempfile.TemporaryDirectory(prefix="webhook-bench-") as tls:
+        write_serving_certificate(Path(tls), ["127.0.0.1"], Authority.create())
+        asyncio.run(run(args, plane, Path(tls)))
 
 
 if __name__ == "__main__":
