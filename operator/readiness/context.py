@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from readiness.selectors import LabelMatcher, compile_selector
+from readiness.selectors import LabelMatcher, compile_selector, type_phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,45 +94,35 @@ class AuditContext:
 
 def disruption_budget(obj: Mapping[str, Any]) -> DisruptionBudget | None:
     """Project a PodDisruptionBudget manifest; None when it is too malformed to select anything."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
-        return None
-    selector = spec.get("selector")
-    if selector is not None and not isinstance(selector, Mapping):
-        return None
-    try:
-        # policy/v1: a null selector selects no pods, an empty one selects every pod in the namespace.
-        selects = compile_selector(selector) if selector is not None else (lambda _labels: False)
-    except ValueError:
-        return None
-    return _budget(meta, spec, selects)
+    read = _read_budget(obj)
+    return read if isinstance(read, DisruptionBudget) else None
 
 
 def disruption_budget_problem(obj: Mapping[str, Any]) -> str | None:
     """Why a PodDisruptionBudget manifest cannot be read (the API server would reject it), in one line
     naming the field; None when `disruption_budget` can read it. The audit reports it as an input error:
     such a budget protects no pods, and the checks then judge the workloads without it."""
+    read = _read_budget(obj)
+    return read if isinstance(read, str) else None
+
+
+def _read_budget(obj: Mapping[str, Any]) -> DisruptionBudget | str | None:
+    """The budget; or why its metadata, spec or selector cannot be read (a line naming the field); or None
+    when it is malformed elsewhere (names, counts), which `_budget` ignores quietly."""
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     if not isinstance(meta, Mapping):
-        return f"metadata: expected a mapping, got {_a(meta)}"
+        return f"metadata: expected a mapping, got {type_phrase(meta)}"
     if not isinstance(spec, Mapping):
-        return f"spec: expected a mapping, got {_a(spec)}"
+        return f"spec: expected a mapping, got {type_phrase(spec)}"
     selector = spec.get("selector")
-    if selector is None:
-        return None
-    if not isinstance(selector, Mapping):
-        return f"spec.selector: expected a mapping, got {_a(selector)}"
+    if selector is not None and not isinstance(selector, Mapping):
+        return f"spec.selector: expected a mapping, got {type_phrase(selector)}"
     try:
-        compile_selector(selector)
+        # policy/v1: a null selector selects no pods, an empty one selects every pod in the namespace.
+        selects = compile_selector(selector) if selector is not None else (lambda _labels: False)
     except ValueError as error:
         return f"spec.selector.{error}"
-    return None
-
-
-def _a(value: Any) -> str:
-    name = type(value).__name__
-    return "null" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    return _budget(meta, spec, selects)
 
 
 def _budget(meta: Mapping[str, Any], spec: Mapping[str, Any], selects: LabelMatcher,

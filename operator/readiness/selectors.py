@@ -16,12 +16,14 @@ def _always(_labels: Mapping[str, str]) -> bool:
 
 def _requirement(expr: Any) -> LabelMatcher:
     if not isinstance(expr, Mapping):
-        raise ValueError(f"matchExpressions: expected a mapping (key, operator, values), got {_a(expr)}")
+        raise ValueError("matchExpressions: expected a mapping (key, operator, values), "
+                         f"got {type_phrase(expr)}")
     key = str(expr.get("key", ""))
     operator = expr.get("operator")
     raw_values = expr.get("values") or ()
     if not isinstance(raw_values, list | tuple):
-        raise ValueError(f"matchExpressions: values of key {key!r}: expected a list, got {_a(raw_values)}")
+        raise ValueError(f"matchExpressions: values of key {key!r}: expected a list, "
+                         f"got {type_phrase(raw_values)}")
     values = frozenset(str(v) for v in raw_values)
     if operator == "In":
         return lambda labels: key in labels and labels[key] in values
@@ -41,9 +43,9 @@ def compile_selector(selector: Mapping[str, Any] | None) -> LabelMatcher:
     raw_labels = selector.get("matchLabels") or {}
     raw_expressions = selector.get("matchExpressions") or ()
     if not isinstance(raw_labels, Mapping):  # the API server rejects these: say what is wrong, never crash
-        raise ValueError(f"matchLabels: expected a mapping of label to value, got {_a(raw_labels)}")
+        raise ValueError(f"matchLabels: expected a mapping of label to value, got {type_phrase(raw_labels)}")
     if not isinstance(raw_expressions, list | tuple):
-        raise ValueError(f"matchExpressions: expected a list, got {_a(raw_expressions)}")
+        raise ValueError(f"matchExpressions: expected a list, got {type_phrase(raw_expressions)}")
     match_labels = {str(k): str(v) for k, v in raw_labels.items()}
     requirements = [_requirement(e) for e in raw_expressions]
     items = tuple(match_labels.items())
@@ -57,7 +59,8 @@ def compile_selector(selector: Mapping[str, Any] | None) -> LabelMatcher:
     return matches
 
 
-def _a(value: Any) -> str:
+def type_phrase(value: Any) -> str:
+    """`a list`, `an int`, `null`: a value's type, for one-line errors about selectors and budgets."""
     name = type(value).__name__
     return "null" if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
