@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -15,6 +17,7 @@ import yaml
 
 from readiness.controller import output
 from readiness.envtest import ControlPlane, Kubectl
+from readiness.workload import WorkloadRef
 from support.cluster import get_json, wait_until
 
 from .conftest import OperatorHandle, annotations_of, deployment_yaml, policy_yaml
@@ -159,6 +162,46 @@ def test_events_an_operator_died_before_posting_are_posted_by_the_next_one(
         wait_until(lambda: third.evaluations >= len(names), 30, "the third operator's audits")
         time.sleep(3)
         assert len(violation_events(kubectl, namespace)) == len(names), "announced again after a restart"
+
+
+def test_two_replicas_judging_the_same_change_announce_it_once(
+        kubectl: Kubectl, namespace: str, start_operator: Start, lasting_policy: str) -> None:
+    """A rolling upgrade whose new replica takes over while the old one still waits out the settle window:
+    both judge the same violations; the one posting second finds the first one's digest and records it
+    instead of repeating the Event."""
+    names = [f"w{i}" for i in range(4)]
+    with start_operator(event_settle_seconds=10.0) as old:
+        apply_all(kubectl, names, namespace, probe=False)
+        wait_until(lambda: all_are(kubectl, namespace, names, "violating"), 30, "the verdicts")
+        with start_operator(event_settle_seconds=10.0) as new:
+            wait_until(lambda: new.evaluations >= len(names), 30, "the new replica's audits")
+            assert violation_events(kubectl, namespace) == [], "the old replica posted before the overlap"
+            assert old.runtime.auditor is not None and new.runtime.auditor is not None
+            wait_until(lambda: not new.runtime.auditor.announcer.pending(  # type: ignore[union-attr]
+                WorkloadRef("Deployment", namespace, names[-1])), 40, "the new replica's settle window")
+            time.sleep(1)
+    per_workload = Counter(e["involvedObject"]["name"] for e in violation_events(kubectl, namespace))
+    assert per_workload == dict.fromkeys(names, 1), per_workload
+
+
+def test_a_stopping_replica_does_not_repeat_what_its_successor_announced(
+        kubectl: Kubectl, namespace: str, start_operator: Start, lasting_policy: str) -> None:
+    """The old replica's shutdown flush (SIGTERM) after the new one announced the same findings: it reads
+    the digest from the object (a replica paused by peering has a stale view) and posts nothing."""
+    names = [f"w{i}" for i in range(4)]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(start_operator(event_settle_seconds=60.0))  # pending until it stops
+        apply_all(kubectl, names, namespace, probe=False)
+        wait_until(lambda: all_are(kubectl, namespace, names, "violating"), 30, "the verdicts")
+        with start_operator(event_settle_seconds=1.0):
+            wait_until(lambda: len(violation_events(kubectl, namespace)) == len(names), 30,
+                       "the new replica's Events")
+            wait_until(lambda: all(output.ANNOUNCED in annotations_of(kubectl, namespace, n)
+                                   and annotations_of(kubectl, namespace, n)[output.ANNOUNCED]
+                                   != output.announced_digest([]) for n in names), 30, "its digests")
+            stack.close()  # the old replica stops first, with its announcements pending
+    per_workload = Counter(e["involvedObject"]["name"] for e in violation_events(kubectl, namespace))
+    assert per_workload == dict.fromkeys(names, 1), per_workload
 
 
 def test_a_sweep_queues_what_the_rate_allows_and_summarizes_the_rest_on_the_policy(

@@ -4,7 +4,10 @@ The contract (docs/operator.md, "Events"): every change of a workload's findings
 `event_settle_seconds` is announced at least once, across restarts and rolling upgrades. Its
 `readiness.dev/announced` annotation (a digest of the announced findings) is written only after the Event
 was posted, so an operator that stops before posting (SIGKILL, or more pending than the shutdown allows)
-leaves the old digest, and the next one announces again.
+leaves the old digest, and the next one announces again. Before posting, the digest on the workload is
+compared with what would be announced: during a rolling upgrade two replicas may judge the same change
+(the new one takes over while the old one still has it pending), and the one that posts second finds the
+first one's digest and records it instead of repeating the Event.
 
 A sweep that would queue more than `event_queue_max` announcements (a new policy over thousands of
 workloads) is not a flood: the rest are counted into one summary Event on the policy.
@@ -17,13 +20,14 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from readiness.controller import output
 from readiness.controller.output import EventIntent, PolicyVerdict
 from readiness.controller.settings import OperatorSettings
 from readiness.controller.state import IndexedWorkload, State
-from readiness.controller.writer import Writer
+from readiness.controller.writer import Writer, resource_path
 from readiness.metrics import ReadinessMetrics
 from readiness.policy import API_GROUP, API_VERSION, KIND
 from readiness.workload import WorkloadRef
@@ -62,6 +66,9 @@ class Announcer:
         self.failures = 0
         self.poster: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
+        self.closing = False
+        """Set by close(): the projection may be stale then (a replica paused by peering stops watching),
+        so the digest is read from the object before each post."""
 
     def pending(self, ref: WorkloadRef) -> bool:
         """Whether an announcement of this workload is on its way (it will judge the latest verdicts)."""
@@ -174,6 +181,9 @@ class Announcer:
         item = self.state.workload(ref)
         if item is None:
             return True  # deleted meanwhile: nothing to announce
+        if await self._announced_elsewhere(item, verdicts):
+            await self.record(ref, verdicts)
+            return True
         previous = self.state.reported.get(ref, (frozenset(), 0))
         intent = output.event_intent(verdicts, *previous)
         if intent is not None and self.writer is not None:
@@ -185,6 +195,26 @@ class Announcer:
             self.metrics.events.labels("posted").inc()
         await self.record(ref, verdicts)
         return True
+
+    async def _announced_elsewhere(self, item: IndexedWorkload, verdicts: Sequence[PolicyVerdict]) -> bool:
+        """Whether the workload's announced digest is already that of these findings. Only an announcement
+        writes a digest other than that of what we last announced, so a match means another replica (the
+        one before a rolling upgrade) posted this Event while ours waited out the settle window."""
+        annotations: Mapping[str, Any] = item.outputs.annotations
+        if self.closing and self.writer is not None:
+            path = resource_path(item.workload.api_version, item.plural, item.ref.namespace or None,
+                                 item.ref.name)
+            try:
+                meta = await self.writer.read_metadata(path)
+            except Exception as error:  # unknown: post (at least once)
+                log.info("announced digest of %s not read: %s", item.ref, error)
+                return False
+            if meta is None:
+                return True  # deleted meanwhile
+            found = meta.get("annotations")
+            annotations = found if isinstance(found, Mapping) else {}
+        digest = annotations.get(output.ANNOUNCED)
+        return digest is not None and digest == output.announced_digest(output.finding_keys(verdicts))
 
     async def _summarize(self) -> None:
         """One Event per policy for a sweep's overflow: counts, not names (the status lists the worst)."""
@@ -246,6 +276,7 @@ class Announcer:
         """Before the client closes: settle now, post what the rate limit lets through within `budget`.
         What is left is counted as dropped; its announced digest was never written, so the next operator
         announces it."""
+        self.closing = True
         for task in self.settle_tasks.values():
             task.cancel()
         self.settle_tasks.clear()
