@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/venv.sh
 .venv/bin/python -m readiness.envtest build
+.venv/bin/python -m readiness.envtest crds
 hack/install-node-packages.sh
 exec .venv/bin/python hack/demo.py "$@"

@@ -5,6 +5,8 @@
 #   iptables conntrack socat ethtool              what kube-proxy and kubelet call or look for
 #   buildah debootstrap busybox-static gcc        building the images without a registry
 #   libc6-dev                                     (gcc -static for the pause image)
+#   zsh fish                                      not for the node: the tests syntax-check the CLI's
+#                                                 shell completions with them (bash is always there)
 #
 # Idempotent: does nothing when every package is installed. containerd's package would start a system
 # service on a machine with systemd; the node runs its own containerd in its own namespaces, so service
@@ -12,7 +14,7 @@
 set -euo pipefail
 
 PACKAGES=(runc containerd containernetworking-plugins iptables conntrack socat ethtool
-          buildah debootstrap busybox-static gcc libc6-dev)
+          buildah debootstrap busybox-static gcc libc6-dev zsh fish)
 missing=()
 for package in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

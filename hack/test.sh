@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the suite needs, then runs all of it.
-# On a fresh machine the first run builds the control-plane and node binaries from the Go module proxy and
-# the images with buildah (minutes); later runs reuse them from ${XDG_CACHE_HOME:-~/.cache}/readiness-operator.
+# On a fresh machine the first run builds the control-plane and node binaries from the Go module proxy (and
+# fetches the pinned upstream CRDs from there) and the images with buildah (minutes); later runs reuse them
+# from ${XDG_CACHE_HOME:-~/.cache}/readiness-operator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -14,7 +15,10 @@ hack/venv.sh
 step "control-plane binaries (built once, then cached)"
 .venv/bin/python -m readiness.envtest build
 
-step "node packages: containerd, runc, CNI plugins, buildah (Debian, installed once)"
+step "upstream CRDs: PrometheusRule, ServiceMonitor, PolicyReport, Rollout (pinned Go modules, cached)"
+.venv/bin/python -m readiness.envtest crds
+
+step "Debian packages: containerd, runc, CNI plugins, buildah; zsh and fish for the completion tests (installed once)"
 hack/install-node-packages.sh
 
 step "images: python base, operator (from ./Dockerfile), pause, test workload (built once per content)"

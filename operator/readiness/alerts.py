@@ -126,7 +126,8 @@ def operator_rules_document(*, extra_labels: Mapping[str, str] | None = None, do
             "labels": labels,
             "annotations": {
                 "summary": "The readiness operator is not scraped.",
-                "description": "No readiness_build_info series for " + down_for + ": the operator is down or "
+                # No `for` in the text: the chart may override it, and the text must stay true.
+                "description": "Prometheus has no readiness_build_info series: the operator is down, or "
                                "Prometheus no longer scrapes it, so readiness violations go unreported.",
                 "runbook_url": "https://github.com/readiness-operator/readiness-operator/blob/main/docs/"
                                "runbooks/ReadinessOperatorDown.md",

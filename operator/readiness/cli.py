@@ -12,12 +12,14 @@ audit of the others; their errors are printed (stderr, one line each) and in eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import io
 import os
 import re
+import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -38,27 +40,37 @@ class _Parser(argparse.ArgumentParser):
 
 # -- the command line ------------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "readiness") -> argparse.ArgumentParser:
+    """`prog`: the command as the user typed it (`kubectl readiness` when run as the kubectl plugin)."""
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    parser = _Parser(prog="readiness", parents=[common],
+    parser = _Parser(prog=prog, parents=[common],
                      description="Audit Kubernetes workloads against production-readiness policies.")
+    parser.add_argument("--version", action="version", version=version_text(prog),
+                        help="print the version (and the Python and platform it runs on) and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    audit = commands.add_parser("audit", parents=[common], help="audit manifests (files, directories, stdin)")
+    audit = commands.add_parser("audit", parents=[common],
+                                help="audit manifests (files, directories, stdin) or a live cluster "
+                                     "(--cluster)")
     audit.add_argument("-f", "--filename", dest="files", action="append", default=[], metavar="FILE|DIR|-",
-                       help="manifests to audit: a file, a directory (recursive *.yaml, *.yml, *.json) or - "
-                            "for stdin (repeatable; default: stdin when it is not a terminal)")
+                       help="manifests to audit: a file, a directory (recursive *.yaml, *.yml, *.json, "
+                            "hidden ones not read; Helm chart sources and files with no Kubernetes object "
+                            "skipped with a notice) or - for stdin (repeatable; default: stdin when it is "
+                            "not a terminal)")
     audit.add_argument("-p", "--policy", action="append", default=[], metavar="FILE",
                        help="ReadinessPolicy file (repeatable; every matching policy judges each workload; "
                             "default: the built-in policy)")
-    audit.add_argument("-o", "--output", choices=("text", "json", "sarif", "junit"), default="text")
+    audit.add_argument("-o", "--output", choices=("text", "json", "sarif", "junit"), default="text",
+                       help="report format (default: text)")
     audit.add_argument("--fail-on", choices=FAIL_ON, default="error",
                        help="exit 1 when a finding is at least this severe (default: error)")
     audit.add_argument("--custom-kind", action="append", default=[],
                        metavar="[GROUP/]KIND=PATH[,replicas=PATH]",
                        help="audit a custom kind whose pod template is at PATH, e.g. "
-                            "'example.com/Worker=spec.template,replicas=spec.replicas'")
+                            "'example.com/Worker=spec.template,replicas=spec.replicas' (repeatable); more "
+                            "options: strategy=PATH, class=service|daemon|batch, plural=NAME (used by the "
+                            "operator; the CLI discovers it): the operator's --custom-kind syntax")
     audit.add_argument("--namespace-labels", action="append", default=[],
                        metavar="NAMESPACE:KEY=VALUE[,KEY=VALUE...]",
                        help="the labels of a namespace for policies' namespaceSelector, e.g. "
@@ -67,25 +79,130 @@ def build_parser() -> argparse.ArgumentParser:
                             "says so")
     audit.add_argument("--allow-empty", action="store_true",
                        help="exit 0, not 3, when nothing was judged (the report still says so)")
-    audit.add_argument("--no-color", action="store_true", help="no ANSI colours (also: NO_COLOR=1)")
+    audit.add_argument("--sarif-root", metavar="DIR",
+                       help="the directory SARIF file uris are relative to (-o sarif; default: the working "
+                            "directory). Code scanning matches them against the repository: give its root "
+                            "when running elsewhere. Files outside DIR get absolute file:// uris")
+    _add_ci_flags(audit)
+    _add_cluster_flags(audit)
     audit.set_defaults(handler=cmd_audit)
 
     checks = commands.add_parser("checks", parents=[common], help="list the check catalog")
-    checks.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    checks.add_argument("-o", "--output", choices=("text", "json"), default="text",
+                        help="output format (default: text)")
     checks.set_defaults(handler=cmd_checks)
 
     explain = commands.add_parser("explain", parents=[common], help="why a check matters and how to fix it")
     explain.add_argument("check_id", metavar="ID")
     explain.set_defaults(handler=cmd_explain)
 
-    rules = commands.add_parser("rules", parents=[common], help="print a policy's Prometheus alert rules")
-    rules.add_argument("--policy", required=True, metavar="FILE")
-    rules.add_argument("-o", "--output", choices=("rules", "prometheusrule"), default="rules")
+    rules = commands.add_parser("rules", parents=[common],
+                                help="print a policy's Prometheus alert rules, or the operator's own")
+    source = rules.add_mutually_exclusive_group(required=True)
+    source.add_argument("--policy", metavar="FILE", help="the ReadinessPolicy whose alerts to print")
+    source.add_argument("--operator", action="store_true",
+                        help="the operator's own alerts (ReadinessOperatorDown, ReadinessOperatorAPIErrors), "
+                             "as the chart's prometheusRule ships them")
+    rules.add_argument("-o", "--output", choices=("rules", "prometheusrule"), default="rules",
+                       help="a Prometheus rules file, or a PrometheusRule object (default: rules)")
     rules.set_defaults(handler=cmd_rules)
 
     crd = commands.add_parser("crd", parents=[common], help="print the ReadinessPolicy CRD")
     crd.set_defaults(handler=cmd_crd)
+
+    _add_cleanup(commands, common)
+
+    completion = commands.add_parser("completion", parents=[common],
+                                     help="print a shell completion script (bash, zsh, fish)",
+                                     description=COMPLETION_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    completion.add_argument("shell", choices=COMPLETION_SHELLS)
+    completion.set_defaults(handler=cmd_completion)
     return parser
+
+
+def _add_ci_flags(audit: argparse.ArgumentParser) -> None:
+    """The flags for running the audit in a CI pipeline: what it reads, where and how it writes."""
+    audit.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                       help="leave out files and folders of a directory walk, gitignore syntax relative to "
+                            "each directory given with -f (repeatable; also read: .readinessignore files "
+                            "in those directories and below). Files named with -f are always read")
+    audit.add_argument("--output-file", metavar="PATH",
+                       help="write the report to PATH instead of stdout, atomically (a reader never sees "
+                            "half a report; the exit status is the same). Notices then go to stderr")
+    audit.add_argument("--only-failing", action="store_true",
+                       help="list only the workloads with open findings (default: every audited workload); "
+                            "the summary still counts them all")
+    audit.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                       help="ANSI colours in the text report (default: auto, on when stdout is a terminal "
+                            "and NO_COLOR is unset; FORCE_COLOR turns auto on). always wins over NO_COLOR")
+    audit.add_argument("--no-color", dest="color", action="store_const", const="never",
+                       help="the same as --color=never")
+
+
+def _add_cluster_flags(audit: argparse.ArgumentParser) -> None:
+    """The flags of an audit of the live cluster (readiness.cluster) instead of manifests."""
+    group = audit.add_argument_group("live cluster (read-only: it only gets and lists)")
+    group.add_argument("--cluster", action="store_true",
+                       help="audit the live cluster of the kubeconfig context instead of manifests: its "
+                            "workloads with their namespaces' labels, PodDisruptionBudgets, autoscalers and "
+                            "ServiceAccounts, judged by its ReadinessPolicies as the operator judges them "
+                            "(or by --policy FILE; the built-in policy when it has none). Findings name "
+                            "cluster:NAMESPACE/KIND/NAME. Default: off (audit -f or stdin)")
+    group.add_argument("--kubeconfig", metavar="FILE",
+                       help="with --cluster: the kubeconfig (default: $KUBECONFIG, else ~/.kube/config; "
+                            "without either, the service account of the pod it runs in)")
+    group.add_argument("--context", metavar="NAME",
+                       help="with --cluster: the kubeconfig context (default: its current-context)")
+    group.add_argument("-n", "--namespace", metavar="NAME",
+                       help="with --cluster: audit one namespace (default: all namespaces)")
+
+
+def _cluster_target(args: argparse.Namespace) -> Any:
+    """The cluster to audit (a readiness.cluster.ClusterTarget), or None without --cluster."""
+    given = [flag for flag, value in (("--kubeconfig", args.kubeconfig), ("--context", args.context),
+                                      ("--namespace", args.namespace)) if value]
+    if not args.cluster:
+        if given:
+            raise UsageError(f"{given[0]} reads a live cluster: add --cluster")
+        return None
+    if args.files:
+        raise UsageError("--cluster audits the live cluster, -f audits manifests: pass one or the other")
+    if args.namespace is not None and not _DNS_LABEL.fullmatch(args.namespace):
+        raise UsageError(f"--namespace {args.namespace!r}: not a namespace name (a DNS label)")
+    from readiness.cluster import ClusterTarget
+
+    return ClusterTarget(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
+
+
+def _audit_cluster(target: Any, engines: list[Any] | None, kinds: _Kinds, now: Any,
+                   namespace_labels: dict[str, dict[str, str]]) -> Any:
+    from readiness.cluster import ClusterError, audit_cluster
+
+    groups = {spec.kind: spec.group for spec in kinds.custom}
+    try:
+        return audit_cluster(target, engines, kinds.registry, groups, now, namespace_labels)
+    except ClusterError as error:
+        raise UsageError(str(error)) from None
+
+
+def version_text(prog: str) -> str:
+    """`readiness 0.1.0 (python 3.11.2, linux x86_64)`: what a bug report needs to name the build."""
+    import platform
+
+    from readiness import __version__
+
+    system = f"{platform.system().lower()} {platform.machine()}".strip()
+    return f"{prog} {__version__} (python {platform.python_version()}, {system})"
+
+
+def program_name(argv0: str) -> str:
+    """The command as typed: kubectl runs a plugin `kubectl-NAME` (dashes in NAME from `_`) for
+    `kubectl NAME`, so its usage says so; any other name (`readiness`, `python -m ...`) is `readiness`."""
+    name = os.path.basename(argv0)
+    if name.startswith("kubectl-"):
+        return "kubectl " + name.removeprefix("kubectl-").replace("_", "-")
+    return "readiness"
 
 
 # -- audit -----------------------------------------------------------------------------------------------
@@ -97,12 +214,19 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
 
     kinds = _kinds(args.custom_kind)
     namespace_labels = parse_namespace_labels(args.namespace_labels)
-    engines = _engines(args.policy, [spec.kind for spec in kinds.custom])
-    files = args.files or _stdin_or_usage(stdin)
+    cluster = _cluster_target(args)  # --cluster: the live cluster is the input, its policies the default
+    # --cluster without --policy: the cluster's own policies (read with it), so none from here
+    engines = [] if cluster and not args.policy else _engines(args.policy, [k.kind for k in kinds.custom])
+    files = [] if cluster else args.files or _stdin_or_usage(stdin)
     now = datetime.now(UTC)  # one clock for the whole run (and both processes of the parallel path)
     threshold = None if args.fail_on == "never" else _severity(args.fail_on)
-    color = stdout.isatty() and not args.no_color and not os.environ.get("NO_COLOR")
-    options = RenderOptions(color=color, fail_on=threshold, allow_empty=args.allow_empty)
+    exclude = _exclude_patterns(args.exclude)
+    if args.output_file:
+        _check_writable(args.output_file)
+    # a report file is coloured only when asked for (--color=always): FORCE_COLOR is meant for a CI log
+    color = args.color == "always" if args.output_file else use_color(args.color, stdout.isatty())
+    options = RenderOptions(color=color, fail_on=threshold, allow_empty=args.allow_empty,
+                            sarif_root=_sarif_root(args.sarif_root))
     # The parsed manifests are hundreds of thousands of small dicts and lists without reference cycles:
     # the cyclic GC would rescan them all again and again (half the time of a 10,000-document audit).
     # Reference counting frees them; the collector is back on before this returns (unless the process
@@ -110,11 +234,21 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        prerender = _prerender(args.output, options, engines)
-        result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender, namespace_labels)
+        if cluster is not None:
+            result = _audit_cluster(cluster, engines or None, kinds, now, namespace_labels)
+        else:
+            prerender = _prerender(args.output, options, engines)
+            result = _audit_large_stream(files, stdin, engines, kinds.registry, now, prerender,
+                                         namespace_labels)
         if result is None:
-            result = _audit_serial(files, stdin, engines, kinds.registry, now, namespace_labels)
-        _write_report(args.output, result, options, stdout)
+            result = _audit_serial(files, stdin, engines, kinds.registry, now, namespace_labels,
+                                   exclude=exclude)
+        shown = result.only_violating() if args.only_failing else result
+        if args.output_file:
+            write_atomically(args.output_file,
+                             lambda stream: _write_report(args.output, shown, options, stream))
+        else:
+            _write_report(args.output, shown, options, stdout)
     finally:
         _wait_for_workers()
         if gc_was_enabled and not _process_ends_after_run:
@@ -122,14 +256,87 @@ def cmd_audit(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     _keep_until_exit(result)
     for error in result.errors:
         print(f"readiness: {error}", file=stderr)
-    if args.output != "text":  # stdout may be a JSON or SARIF file: the CI log says it too
-        for notice in result.notices():
+    if args.output != "text" or args.output_file:  # the report may be a file: the CI log says it too
+        for notice in [*result.notices(), *result.skipped_files]:
             print(f"readiness: {notice}", file=stderr)
     if result.errors:
         return EXIT_ERROR
     if result.nothing_judged() is not None and not args.allow_empty:
         return EXIT_NOTHING_JUDGED
     return EXIT_FINDINGS if result.fails(threshold) else EXIT_OK
+
+
+def use_color(choice: str, terminal: bool) -> bool:
+    """--color: always and never as said; auto is off with NO_COLOR (no-color.org), on with FORCE_COLOR
+    (CI logs that render ANSI but are no terminal), else on for a terminal that is not TERM=dumb."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return terminal and os.environ.get("TERM") != "dumb"
+
+
+def _sarif_root(directory: str | None) -> str | None:
+    """--sarif-root as an absolute path (fixed before a parallel audit forks), checked to be a directory."""
+    if directory is None:
+        return None
+    if not Path(directory).is_dir():
+        raise UsageError(f"--sarif-root {directory}: not a directory")
+    return os.path.abspath(directory)
+
+
+def _exclude_patterns(patterns: Sequence[str]) -> list[str]:
+    from readiness.discovery import compile_patterns
+
+    for pattern in patterns:
+        try:
+            compile_patterns([pattern])
+        except ValueError as error:
+            raise UsageError(f"--exclude {pattern!r}: {error}") from None
+    return list(patterns)
+
+
+def _check_writable(path: str) -> None:
+    """Fail before the audit, not after it, when --output-file cannot be written."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise UsageError(f"--output-file {path}: is a directory")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        why = "no such directory" if not folder.is_dir() else "permission denied"
+        raise UsageError(f"--output-file {path}: cannot write in {folder}: {why}")
+
+
+def write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
+    """Write a file through a temporary one beside it, renamed over it once complete: a reader (a CI
+    step, a code-scanning upload) sees the old file or the whole new one, never a part. The file gets
+    the mode the old one had, else the umask's."""
+    import tempfile
+
+    target = Path(path)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise UsageError(f"--output-file {path}: cannot write: {error.strerror or error}") from None
+    try:
+        with open(descriptor, "w", encoding="utf-8") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def parse_namespace_labels(values: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -203,21 +410,27 @@ def _prerender(output: str, options: Any, engines: Sequence[Any]) -> Any:
         from readiness.report.model import active_checks
 
         index = module.rule_index(active_checks(engines))
-        return Prerender(output, functools.partial(module.entry_bytes, index=index))
+        return Prerender(output, functools.partial(module.entry_bytes, index=index,
+                                                   root=module.sarif_root(options)))
     return Prerender(output, functools.partial(module.entry_bytes, options=options))
 
 
 def _audit_serial(files: Sequence[str], stdin: TextIO, engines: list[Any], kinds: Any, now: Any,
-                  namespace_labels: dict[str, dict[str, str]], loaded: Any = None) -> Any:
-    """`loaded`: the input when it was already read (else `files` are)."""
+                  namespace_labels: dict[str, dict[str, str]], loaded: Any = None,
+                  exclude: Sequence[str] = ()) -> Any:
+    """`loaded`: the input when it was already read (else `files` are, directories without `exclude`)."""
     from readiness.loader import load_paths
-    from readiness.report.model import audit
+    from readiness.report.model import NoObjects, audit
 
-    loaded = loaded if loaded is not None else load_paths(files, stdin)
-    if not loaded.documents and not loaded.errors:
-        raise UsageError(f"no Kubernetes objects in {', '.join(files)}")
+    loaded = loaded if loaded is not None else load_paths(files, stdin, exclude)
+    if not loaded.documents and not loaded.errors:  # an input error, in a report of every format
+        skipped = "".join(f"; {skipped}" for skipped in loaded.skipped[:3])
+        more = f"; and {len(loaded.skipped) - 3} more skipped" if len(loaded.skipped) > 3 else ""
+        loaded.errors.extend(NoObjects(name, None, f"no Kubernetes objects in {_input_name(name)}" + (
+            f"{skipped}{more}" if index == 0 else "")) for index, name in enumerate(files))
     result = audit(loaded.documents, engines, kinds, now, namespace_labels=namespace_labels)
     result.errors[:0] = loaded.errors  # reading problems first: they usually explain the rest
+    result.skipped_files = loaded.skipped
     return result
 
 
@@ -261,9 +474,15 @@ def _audit_large_stream(files: Sequence[str], stdin: TextIO, engines: list[Any],
         return _audit_serial(files, stdin_again, engines, kinds, now, namespace_labels)
     result, load_errors, documents = outcome
     if not documents and not load_errors:
-        raise UsageError(f"no Kubernetes objects in {name}")
+        from readiness.report.model import NoObjects
+
+        load_errors = [NoObjects(name, None, f"no Kubernetes objects in {_input_name(name)}")]
     result.errors[:0] = load_errors
     return result
+
+
+def _input_name(name: str) -> str:
+    return "standard input" if name == "-" else name
 
 
 def _wait_for_workers() -> None:
@@ -294,18 +513,18 @@ class _Kinds:
 
 
 def _kinds(declarations: Sequence[str]) -> _Kinds:
-    from readiness.workload import KindRegistry
+    from readiness.workload import parse_custom_kind  # the operator's parser too: one syntax
 
     kinds = _Kinds()
     for text in declarations:
         try:
-            spec = KindRegistry.parse_custom(text)
+            custom = parse_custom_kind(text)
         except ValueError as error:
             raise UsageError(f"--custom-kind: {error}") from None
-        if not spec.template_path:
-            raise UsageError(f"--custom-kind {text!r}: the pod template path is empty")
-        kinds.registry.register(spec)
-        kinds.custom.append(spec)
+        if custom.deprecation:
+            print(f"readiness: {custom.deprecation}", file=sys.stderr)
+        kinds.registry.register(custom.spec)
+        kinds.custom.append(custom.spec)
     return kinds
 
 
@@ -409,15 +628,62 @@ def cmd_explain(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr:
     return EXIT_OK
 
 
+# -- completion ------------------------------------------------------------------------------------------
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+COMPLETION_HELP = """\
+Print a completion script for the shell: commands, flags, their choices, and file names where a flag
+takes a file. Load it in the current shell, or install it once:
+
+  bash:  source <(readiness completion bash)
+         readiness completion bash > ~/.local/share/bash-completion/completions/readiness
+  zsh:   readiness completion zsh > "${fpath[1]}/_readiness"   (then: autoload -U compinit && compinit)
+  fish:  readiness completion fish > ~/.config/fish/completions/readiness.fish
+
+The script completes the `readiness` command (installed with the package, as is `kubectl-readiness`).
+"""
+_FILE_METAVARS = ("FILE", "PATH")
+"""Flags whose metavar starts with one of these complete file names (-f FILE|DIR|-, -p FILE...)."""
+
+
+def cmd_completion(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """The script is generated from the parser itself (shtab), so it never falls behind the flags."""
+    try:
+        import shtab
+    except ImportError:
+        raise UsageError("completion: shtab is not installed (pip install shtab)") from None
+    parser = build_parser("readiness")
+    for action in _all_actions(parser):
+        if str(action.metavar or "").startswith(_FILE_METAVARS):
+            setattr(action, "complete", shtab.FILE)  # noqa: B010  # the attribute shtab reads
+    script: str = shtab.complete(parser, shell=args.shell)
+    stdout.write(script if script.endswith("\n") else script + "\n")
+    return EXIT_OK
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every action of a parser and of its subcommands' parsers."""
+    actions = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                actions += _all_actions(sub)
+    return actions
+
+
 # -- rules, crd: delegated to the modules that own them -----------------------------------------------------
 
 def cmd_rules(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     import yaml
 
     try:
-        from readiness.alerts import rules_document
+        from readiness.alerts import operator_prometheus_rule, rules_document, rules_yaml
     except ImportError:
         raise UsageError("rules: alert rules are not available in this build (readiness.alerts)") from None
+    if args.operator:
+        operator = operator_prometheus_rule("readiness-system", {})
+        stdout.write(rules_yaml(operator if args.output == "prometheusrule" else operator["spec"]))
+        return EXIT_OK
     policies = read_policies(args.policy)
     if len(policies) != 1:
         raise UsageError(f"rules: {args.policy} holds {len(policies)} policies; pass a file with one")
@@ -435,6 +701,44 @@ def _prometheus_rule(policy_name: str, rules: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"name": f"readiness-{policy_name}",
                          "labels": {"app.kubernetes.io/name": "readiness"}},
             "spec": rules}
+
+
+def _add_cleanup(commands: Any, common: argparse.ArgumentParser) -> None:
+    cleanup = commands.add_parser(
+        "cleanup", parents=[common], help="remove the operator's annotations and label from workloads "
+        "after an uninstall (a dry run unless --apply)",
+        description="After uninstalling the operator: remove the readiness.dev/* annotations and the "
+                    "readiness.dev/compliant label it wrote on workloads (never the readiness.dev/exempt* "
+                    "annotations you wrote), its PolicyReports, and Kopf's finalizer that older releases "
+                    "left on ReadinessPolicies. Lists what it would change unless --apply is given. Uses "
+                    "the current kubeconfig context; needs list and patch on the workload kinds.")
+    cleanup.add_argument("--apply", action="store_true",
+                         help="patch the workloads and policies and delete our PolicyReports (default: a "
+                              "dry run that only lists them, so a wrong context changes nothing)")
+    cleanup.add_argument("--kubeconfig", metavar="FILE",
+                         help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+    cleanup.add_argument("--context", help="kubeconfig context (default: its current-context)")
+    cleanup.add_argument("-n", "--namespace",
+                         help="clean only this namespace (default: all namespaces; policies are "
+                              "cluster-scoped and always checked)")
+    cleanup.add_argument("--resource", action="append", default=[], metavar="GROUP/VERSION/PLURAL",
+                         help="also clean this custom workload kind, one the operator watched with "
+                              "--custom-kind, e.g. example.com/v1/widgets (repeatable; default: the "
+                              "built-in kinds only)")
+    cleanup.set_defaults(handler=cmd_cleanup)
+
+
+def cmd_cleanup(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    from readiness import uninstall
+    try:
+        target = uninstall.CleanupTarget(
+            kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace,
+            resources=tuple(uninstall.parse_resource(text) for text in args.resource), apply=args.apply)
+        outcome = uninstall.cleanup(target)
+    except uninstall.CleanupError as error:
+        raise UsageError(str(error)) from None
+    uninstall.report(outcome, args.apply, stdout)
+    return EXIT_OK
 
 
 def cmd_crd(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -463,11 +767,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _end_process(run(sys.argv[1:]))
 
 
-def run(arguments: Sequence[str]) -> int:
-    """One command line, in this process: its exit code."""
+def run(arguments: Sequence[str], prog: str | None = None) -> int:
+    """One command line, in this process: its exit code. `prog`: the command's name in usage and help
+    (default: from argv[0], see `program_name`)."""
     arguments = list(arguments)
     try:
-        args = build_parser().parse_args(arguments)
+        args = build_parser(prog or program_name(sys.argv[0])).parse_args(arguments)
         return int(args.handler(args, sys.stdin, sys.stdout, sys.stderr))
     except UsageError as error:
         print(f"readiness: {error}", file=sys.stderr)

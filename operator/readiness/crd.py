@@ -231,7 +231,10 @@ def _root_schema() -> Schema:
     }
 
 
+_READY = '.status.conditions[?(@.type=="Ready")]'
 _PRINTER_COLUMNS = [
+    {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status",
+     "description": "True once the policy compiled and the operator audited with it."},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.enforcement",
      "description": "Enforcement: audit, warn or deny."},
     {"name": "Matched", "type": "integer", "jsonPath": ".status.summary.matched",
@@ -239,6 +242,17 @@ _PRINTER_COLUMNS = [
     {"name": "Violating", "type": "integer", "jsonPath": ".status.summary.violating",
      "description": "Matched workloads with open findings."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # -o wide
+    {"name": "Errors", "type": "integer", "jsonPath": ".status.summary.bySeverity.error", "priority": 1,
+     "description": "Open error-severity findings (what deny mode rejects)."},
+    {"name": "Warnings", "type": "integer", "jsonPath": ".status.summary.bySeverity.warning",
+     "priority": 1, "description": "Open warning-severity findings."},
+    {"name": "Exempted", "type": "integer", "jsonPath": ".status.exemptions.active", "priority": 1,
+     "description": "Exemptions that suppressed a finding at the last audit."},
+    {"name": "Last Audit", "type": "date", "jsonPath": ".status.lastAuditTime", "priority": 1,
+     "description": "When every matched workload was last audited."},
+    {"name": "Message", "type": "string", "jsonPath": f"{_READY}.message", "priority": 1,
+     "description": "The Ready condition's message: the audit's size, or why the policy is not enforced."},
 ]
 
 

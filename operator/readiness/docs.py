@@ -147,7 +147,17 @@ def render_check(check: Check[Any]) -> str:
             "## References", ""]
     out += [f"- {_reference(r)}" for r in check.references] or ["None: no other tool checks this."]
     out += ["", "## Policy override", "", "```yaml", override_snippet(check), "```", ""]
+    out += ["## When it alerts", "", _alert_note(check), ""]
     return "\n".join(out)
+
+
+def _alert_note(check: Check[Any]) -> str:
+    # The alert's runbook_url is this page (spec.alerting.runbookUrl + id + .md): say how to find the rest.
+    return (f"A workload that fails `{check.id}` under a policy with alerting on fires "
+            f"`ReadinessPolicyViolation` with `check=\"{check.id}\"` once it has lasted `spec.alerting.for` "
+            "(15m); the alert's `runbook_url` is this page. The "
+            "[ReadinessPolicyViolation runbook](../runbooks/ReadinessPolicyViolation.md) says "
+            "how to list every offender, and how to fix or exempt them.")
 
 
 def render_index(checks: Iterable[Check[Any]] | None = None) -> str:

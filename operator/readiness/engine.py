@@ -354,6 +354,11 @@ class Engine:
     # -- matching --------------------------------------------------------------------------------------
 
     @property
+    def kinds(self) -> frozenset[str]:
+        """The workload kinds the policy judges (`match.kinds`): what a cluster audit lists."""
+        return self._kinds
+
+    @property
     def uses_namespace_labels(self) -> bool:
         return self._namespace_selector is not None
 

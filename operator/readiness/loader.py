@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,36 @@ class InputError:
         return f"{self.source}:{self.line}: {self.message}" if self.line else f"{self.source}: {self.message}"
 
 
+CLUSTER_SOURCE = "cluster:"
+"""How the source of an object read from a live cluster starts (`cluster:NAMESPACE/KIND/NAME`, see
+readiness.cluster): it names the object, not a file, and it has no line (0)."""
+
+
+def from_cluster(source: str) -> bool:
+    """Whether `source` names an object of a live cluster rather than a file."""
+    return source.startswith(CLUSTER_SOURCE)
+
+
+def location(source: str, line: int | None) -> str:
+    """`file:line` for a file, the source alone when there is no line (a live cluster's object)."""
+    return f"{source}:{line}" if line else source
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedInput:
+    """A file (or a Helm chart's folder of them) that a directory walk found and did not audit, because it
+    clearly holds no Kubernetes object (readiness.discovery): said as a notice, counted in the summary."""
+
+    source: str
+    reason: str
+    files: int = 1
+    """How many files it stands for (a Helm chart: all of its files)."""
+
+    def __str__(self) -> str:
+        count = f"{self.files} file(s) " if self.files != 1 else ""
+        return f"{self.source}: {count}skipped, {self.reason}"
+
+
 @record
 class Document:
     """One parsed document (or one item of a `List`), with where it came from."""
@@ -72,10 +101,13 @@ class Document:
 class LoadResult:
     documents: list[Document] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    skipped: list[SkippedInput] = field(default_factory=list)
+    """Files of a directory walk that hold no Kubernetes object (never a file named on the command line)."""
 
     def extend(self, other: LoadResult) -> None:
         self.documents.extend(other.documents)
         self.errors.extend(other.errors)
+        self.skipped.extend(other.skipped)
 
 
 # -- go-yaml v2's plain scalars (the exact reading itself, on PyYAML, is readiness.yaml11) ----------------
@@ -535,10 +567,14 @@ def load_file(path: Path, source: str | None = None) -> LoadResult:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        return LoadResult(errors=[InputError(name, None, f"cannot read: {_os_reason(error)}")])
+        return LoadResult(errors=[read_error(name, error)])
     if path.suffix == ".json":
         return load_json(text, name)
     return load_text(text, name)
+
+
+def read_error(name: str, error: Exception) -> InputError:
+    return InputError(name, None, f"cannot read: {_os_reason(error)}")
 
 
 def _os_reason(error: Exception) -> str:
@@ -547,20 +583,12 @@ def _os_reason(error: Exception) -> str:
     return str(error)
 
 
-def manifest_files(directory: Path) -> Iterator[Path]:
-    """*.yaml, *.yml and *.json below `directory`, recursively, in a stable order; hidden folders skipped."""
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(MANIFEST_SUFFIXES):
-                yield Path(root, name)
-
-
-def load_paths(paths: Sequence[str], stdin: TextIO | None = None) -> LoadResult:
-    """Load every path (`-` is standard input; directories are walked). Errors never stop the others."""
+def load_paths(paths: Sequence[str], stdin: TextIO | None = None, exclude: Sequence[str] = ()) -> LoadResult:
+    """Load every path (`-` is standard input; directories are walked, see readiness.discovery, with the
+    gitignore-style `exclude` patterns). Errors never stop the others."""
     result = LoadResult()
     for name in paths:
-        result.extend(_load_path(name, stdin))
+        result.extend(_load_path(name, stdin, exclude))
     return result
 
 
@@ -578,7 +606,7 @@ def read_stdin(stdin: TextIO) -> str | InputError:
         return InputError("-", None, f"cannot read: {_os_reason(error)}")
 
 
-def _load_path(name: str, stdin: TextIO | None) -> LoadResult:
+def _load_path(name: str, stdin: TextIO | None, exclude: Sequence[str] = ()) -> LoadResult:
     if name == "-":
         if stdin is None:
             return LoadResult(errors=[InputError("-", None, "standard input is not available")])
@@ -586,21 +614,12 @@ def _load_path(name: str, stdin: TextIO | None) -> LoadResult:
         return LoadResult(errors=[text]) if isinstance(text, InputError) else load_text(text, "-")
     path = Path(name)
     if path.is_dir():
-        return _load_directory(path)
+        from readiness.discovery import load_directory
+
+        return load_directory(path, exclude)
     if not path.exists():
         return LoadResult(errors=[InputError(name, None, "no such file or directory")])
     return load_file(path)
-
-
-def _load_directory(path: Path) -> LoadResult:
-    files = list(manifest_files(path))
-    if not files:
-        message = "directory has no *.yaml, *.yml or *.json files"
-        return LoadResult(errors=[InputError(str(path), None, message)])
-    result = LoadResult()
-    for file in files:
-        result.extend(load_file(file))
-    return result
 
 
 def iter_objects(documents: Iterable[Document]) -> Iterator[Any]:

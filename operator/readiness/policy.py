@@ -295,7 +295,8 @@ class Reporting(Model):
     events: bool = True
     """Post `ReadinessViolation` and `ReadinessRestored` Events when the verdict changes."""
     policy_reports: bool = True
-    """Write wgpolicyk8s.io PolicyReports, one per namespace, when that CRD is installed."""
+    """Write wgpolicyk8s.io PolicyReports when that CRD is installed: one per workload, holding the results
+    of every policy that reports on it. Off for this policy: its results are left out of them."""
 
 
 # -- per-check settings ----------------------------------------------------------------------------------
@@ -686,7 +687,24 @@ class Offender(Model):
     infos: int = 0
     """Open info-severity findings."""
     checks: list[str] = Field(default_factory=list)
-    """The failing check ids (at most five)."""
+    """The failing check ids, most severe first (then the most findings, then by id): at most five."""
+
+
+MAX_STATUS_CHECKS = 256
+"""Bounds `summary.checks` (one item per failing check: the catalog has far fewer)."""
+
+
+class CheckCount(Model):
+    """One failing check, counted over the matched workloads."""
+
+    check: str
+    """The check id, as `readiness explain` takes it."""
+    severity: Severity
+    """The most severe of its open findings: error, warning or info."""
+    violating: int = 0
+    """Matched workloads with at least one open finding of this check."""
+    findings: int = 0
+    """Its open findings (a workload may have one per container)."""
 
 
 class Summary(Model):
@@ -699,9 +717,14 @@ class Summary(Model):
     violating: int = 0
     """Matched workloads with at least one open finding."""
     by_severity: dict[str, int] = Field(default_factory=dict)
-    """Open findings by severity: error, warning, info."""
-    by_check: dict[str, int] = Field(default_factory=dict)
-    """Open findings by check id."""
+    """Open findings by severity: error, warning and info, each always present (0 when none)."""
+    checks: Annotated[list[CheckCount], Field(max_length=MAX_STATUS_CHECKS)] = Field(default_factory=list)
+    """The failing checks, most severe first, then the most violating workloads, then by id. A list of
+    objects, not a map keyed by check id: `kubectl describe` title-cases map keys (`Pdb - Blocks -
+    Evictions`) and prints list items verbatim."""
+    by_check: dict[str, int] | None = None
+    """Deprecated, no longer written (replaced by `checks`): open findings by check id. Accepted so that
+    a status written by an older operator still validates; the next status write removes it."""
 
 
 class ExemptionCounts(Model):

@@ -1,9 +1,13 @@
 """wgpolicyk8s.io/v1alpha2 PolicyReports: our verdicts in the format Policy Reporter and others read.
 
-    policy_reports(policy, evaluations, owner, *, workloads=None, now=None,
-                   max_results=MAX_RESULTS, max_bytes=MAX_BYTES) -> list[dict]
+    workload_report(ref, identity, judged, *, now=None, max_results=MAX_RESULTS, max_bytes=MAX_BYTES)
+        -> dict | None
 
-One PolicyReport per namespace, named `readiness-<policy>`, with one result per (workload, check):
+One PolicyReport per workload, as Kyverno writes them: `scope` names the workload (so Policy Reporter's
+and `kubectl get polr`'s Kind and Name columns are filled), the report is owned by the workload (the
+garbage collector deletes it with the workload) and named `readiness-<workload uid>` (Kyverno names its
+own `<uid>`: the prefix keeps both apart). It holds one result per (policy, check) of every policy that
+matched the workload:
 
 - `fail`: the check has open findings. Its containers are in `properties.containers`, its first message
   in `message` (with a count of the others); `severity` maps ours: error -> high, warning -> medium,
@@ -13,14 +17,14 @@ One PolicyReport per namespace, named `readiness-<policy>`, with one result per 
 - `error`: the check crashed on this workload (Evaluation.errors).
 - `pass`: the check ran (Evaluation.checks_run) and none of the above holds.
 
-`workloads` maps a WorkloadRef to anything with `api_version` and `uid` (a `Workload` fits); without an
-entry the resource gets the kind's usual apiVersion and no uid. `owner` needs the policy's `uid` (see
-`readiness.alerts.owner_reference`).
+Results carry no `resources`: the report's `scope` says which workload they are about, as in Kyverno's.
+`identity` is anything with `api_version` and `uid` (a `Workload` fits); without a uid there is nothing
+to own the report, and a cluster-scoped workload has no namespace for one: both give None.
 
-Size: etcd refuses objects over about 1.5 MB, so a report keeps at most `max_results` results and about
-`max_bytes` of them, dropping passes first, then skips, then the least severe failures. A truncated report
-says so in its annotations (`readiness.dev/truncated: "true"`, `readiness.dev/results-omitted`), while
-`summary` still counts every result.
+Size: a report keeps at most `max_results` results and about `max_bytes` of them, dropping passes first,
+then skips, then the least severe failures. A truncated report says so in its annotations
+(`readiness.dev/truncated: "true"`, `readiness.dev/results-omitted`), while `summary` still counts every
+result.
 
 Determinism: results are sorted, so the same input gives the same output. Timestamps come from `now`, so
 to decide whether a report must be written, compare the `readiness.dev/fingerprint` annotation, a hash of
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from readiness.alerts import MANAGED_BY, POLICY_LABEL, owner_reference
+from readiness.alerts import MANAGED_BY
 from readiness.checks import CATALOG
 from readiness.checks.base import Severity
 from readiness.engine import Evaluation, Exempted, Finding
@@ -81,42 +85,37 @@ class _Limits:
     bytes: int
 
 
-def report_name(policy: ReadinessPolicy) -> str:
-    return f"readiness-{policy.name}"
+REPORT_PREFIX = "readiness-"
 
 
-def policy_reports(
-    policy: ReadinessPolicy, evaluations: Iterable[Evaluation], owner: Mapping[str, str], *,
-    workloads: Mapping[WorkloadRef, HasIdentity] | None = None, now: datetime | None = None,
-    max_results: int = MAX_RESULTS, max_bytes: int = MAX_BYTES,
-) -> list[dict[str, Any]]:
-    """One PolicyReport per namespace with evaluations, sorted by namespace. Cluster-scoped workloads
-    (no namespace) are left out: a PolicyReport is namespaced."""
+def report_name(uid: str) -> str:
+    return f"{REPORT_PREFIX}{uid}"
+
+
+def workload_report(
+    ref: WorkloadRef, identity: HasIdentity | None, judged: Iterable[tuple[ReadinessPolicy, Evaluation]],
+    *, now: datetime | None = None, max_results: int = MAX_RESULTS, max_bytes: int = MAX_BYTES,
+) -> dict[str, Any] | None:
+    """The workload's PolicyReport over every (policy, its evaluation of the workload), or None when
+    there is nothing to report, no namespace to put it in, or no uid to own it by."""
+    judged = list(judged)
+    if not (judged and ref.namespace and identity is not None and identity.uid):
+        return None
     stamp = {"seconds": int((now or datetime.now(UTC)).timestamp()), "nanos": 0}
-    identities = workloads or {}
-    by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for evaluation in evaluations:
-        if evaluation.workload.namespace:
-            resource = _resource(evaluation.workload, identities.get(evaluation.workload))
-            by_namespace[evaluation.workload.namespace].extend(
-                _results(policy, evaluation, resource, stamp))
-    limits = _Limits(max_results, max_bytes)
-    return [_report(policy, namespace, results, owner, limits)
-            for namespace, results in sorted(by_namespace.items())]
+    results = [result for policy, evaluation in judged for result in _results(policy, evaluation, stamp)]
+    return _report(_resource(ref, identity), identity.uid, results, _Limits(max_results, max_bytes))
 
 
 # -- results ---------------------------------------------------------------------------------------------
 
-def _resource(ref: WorkloadRef, identity: HasIdentity | None) -> dict[str, str]:
-    resource = {
-        "apiVersion": (identity.api_version if identity else "") or _DEFAULT_API_VERSIONS.get(ref.kind, ""),
+def _resource(ref: WorkloadRef, identity: HasIdentity) -> dict[str, str]:
+    return {
+        "apiVersion": identity.api_version or _DEFAULT_API_VERSIONS.get(ref.kind, ""),
         "kind": ref.kind,
         "namespace": ref.namespace,
         "name": ref.name,
+        "uid": identity.uid,
     }
-    if identity is not None and identity.uid:
-        resource["uid"] = identity.uid
-    return resource
 
 
 def _configured_severity(policy: ReadinessPolicy, check_id: str) -> Severity:
@@ -127,8 +126,7 @@ def _configured_severity(policy: ReadinessPolicy, check_id: str) -> Severity:
     return check.severity if check is not None else Severity.WARNING
 
 
-def _results(policy: ReadinessPolicy, evaluation: Evaluation, resource: dict[str, str],
-             stamp: dict[str, int]) -> list[dict[str, Any]]:
+def _results(policy: ReadinessPolicy, evaluation: Evaluation, stamp: dict[str, int]) -> list[dict[str, Any]]:
     failing: dict[str, list[Finding]] = defaultdict(list)
     for finding in evaluation.findings:
         failing[finding.check].append(finding)
@@ -146,8 +144,7 @@ def _results(policy: ReadinessPolicy, evaluation: Evaluation, resource: dict[str
             result = _skip(exempted[check_id])
         else:
             result = _base("pass", _configured_severity(policy, check_id), "passed", {})
-        result.update(policy=policy.name, rule=check_id, category=_category(check_id),
-                      resources=[resource], timestamp=stamp)
+        result.update(policy=policy.name, rule=check_id, category=_category(check_id), timestamp=stamp)
         results.append(result)
     return results
 
@@ -185,12 +182,11 @@ def _skip(waived: list[Exempted]) -> dict[str, Any]:
 
 # -- reports ---------------------------------------------------------------------------------------------
 
-def _sort_key(result: Mapping[str, Any]) -> tuple[str, str, str]:
-    resource = result["resources"][0]
-    return (resource["kind"], resource["name"], result["rule"])
+def _sort_key(result: Mapping[str, Any]) -> tuple[str, str]:
+    return (result["policy"], result["rule"])
 
 
-def _keep_key(result: Mapping[str, Any]) -> tuple[int, int, tuple[str, str, str]]:
+def _keep_key(result: Mapping[str, Any]) -> tuple[int, int, tuple[str, str]]:
     return (_KEEP_ORDER[result["result"]], _SEVERITY_ORDER[result["severity"]], _sort_key(result))
 
 
@@ -219,26 +215,28 @@ def _fingerprint(results: list[dict[str, Any]], summary: Mapping[str, int]) -> s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _report(policy: ReadinessPolicy, namespace: str, results: list[dict[str, Any]],
-            owner: Mapping[str, str], limits: _Limits) -> dict[str, Any]:
+def _report(scope: dict[str, str], uid: str, results: list[dict[str, Any]],
+            limits: _Limits) -> dict[str, Any]:
     summary = {outcome: 0 for outcome in ("pass", "fail", "warn", "error", "skip")}
     for result in results:
         summary[result["result"]] += 1
     kept = sorted(_cap(results, limits), key=_sort_key)
-    annotations = {FINGERPRINT_ANNOTATION: _fingerprint(kept, summary)}
+    annotations = {FINGERPRINT_ANNOTATION: _fingerprint([scope, *kept], summary)}
     if len(kept) < len(results):
         annotations[TRUNCATED_ANNOTATION] = "true"
         annotations[OMITTED_ANNOTATION] = str(len(results) - len(kept))
+    owner = {"apiVersion": scope["apiVersion"], "kind": scope["kind"], "name": scope["name"], "uid": uid}
     return {
         "apiVersion": API_VERSION,
         "kind": "PolicyReport",
         "metadata": {
-            "name": report_name(policy),
-            "namespace": namespace,
-            "labels": {**MANAGED_BY, POLICY_LABEL: policy.name},
+            "name": report_name(uid),
+            "namespace": scope["namespace"],
+            "labels": dict(MANAGED_BY),
             "annotations": annotations,
-            "ownerReferences": [owner_reference(policy, owner)],
+            "ownerReferences": [owner],
         },
+        "scope": scope,
         "summary": summary,
         "results": kept,
     }

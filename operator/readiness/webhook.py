@@ -30,11 +30,9 @@ import argparse
 import asyncio
 import copy
 import dataclasses
-import itertools
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -46,6 +44,7 @@ from typing import Any, Literal, Protocol
 import aiohttp.web
 import kopf
 
+from readiness import flags
 from readiness.checks import CATALOG
 from readiness.checks.base import Severity
 from readiness.context import AuditContext
@@ -124,7 +123,7 @@ class WebhookSettings:
     namespaceSelector on `kubernetes.io/metadata.name`. The operator's own namespace is always added,
     so the webhook can never block its own recovery."""
     operator_namespace: str | None = None
-    """The operator's namespace, excluded too. Default: the operator's --operator-namespace, else
+    """The operator's namespace, excluded too. Unset: the operator's --operator-namespace, else
     $POD_NAMESPACE."""
     kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "ReplicationController", "Job",
                               "CronJob")
@@ -140,7 +139,9 @@ class WebhookSettings:
     max_warnings: int = 10
     """At most this many warnings per request; the rest are summarised as `... and N more`."""
     warning_width: int = 120
-    """Warnings longer than this are truncated: kubectl and other clients cut them around 120."""
+    """Longest warning, in characters (default 120: one terminal line beside kubectl's `Warning: `).
+    Longer ones are cut after a whole word and marked `...`; `readiness audit` has the full text. Wider
+    keeps more of each message, at the cost of lines that wrap."""
     max_body_bytes: int = 8 * 1024 * 1024
     """Largest AdmissionReview body judged (aiohttp's default is 1 MiB). The API server sends objects up
     to its request limit (3 MiB by default), and an UPDATE carries the old object too: anything larger is
@@ -203,27 +204,17 @@ def _convert(name: str, text: str) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--webhook-<field>` flags (dest `webhook_<field>`), for `python -m readiness.controller`."""
+    """`--webhook-<field>` flags (dest `webhook_<field>`), for `python -m readiness.controller`, with each
+    field's docstring and default (readiness.flags)."""
     group = parser.add_argument_group("admission webhook (with --webhook)")
-    docs = _field_docs()
-    for item in dataclasses.fields(WebhookSettings):
-        flag = "--webhook-" + item.name.replace("_", "-")
-        help_text = f"{docs.get(item.name, '')} Env {ENV_PREFIX}{item.name.upper()}.".replace("%", "%%")
-        group.add_argument(flag, dest="webhook_" + item.name, metavar=item.name.upper(), help=help_text)
-
-
-def _field_docs() -> dict[str, str]:
-    """Field name -> docstring, read from the source (dataclasses do not keep attribute docstrings)."""
-    import ast
-    import inspect
-
-    body = ast.parse(inspect.getsource(WebhookSettings)).body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
+    docs = flags.field_docs(WebhookSettings)
+    defaults = flags.dataclass_defaults(WebhookSettings)
+    names = {item.name: "--webhook-" + item.name.replace("_", "-")
+             for item in dataclasses.fields(WebhookSettings)}
+    for name, flag in names.items():
+        text = flags.flag_text(f"{docs.get(name, '')} Env {ENV_PREFIX}{name.upper()}.", names)
+        group.add_argument(flag, dest="webhook_" + name, metavar=name.upper(),
+                           help=flags.with_default(text, flags.show_default(defaults[name])))
 
 
 def from_args(args: argparse.Namespace | Mapping[str, Any], environ: Mapping[str, str] | None = None,
@@ -267,20 +258,22 @@ def review(
     referenced: Mapping[str, Any] | None = None,
 ) -> Review:
     """Judge one CREATE or UPDATE with every policy in `warn` or `deny` mode that matches the object.
-    `referenced`: the object an Argo Rollout's `spec.workloadRef` names, when admission could read it."""
+    `referenced`: the object an Argo Rollout's `spec.workloadRef` names, when admission could read it.
+    Every warning names the object (`Kind/name`): `kubectl apply -f DIR` prints them apart from its lines."""
     if operation not in ("CREATE", "UPDATE"):
         return Review(True)
+    subject = subject_of(obj)
     try:
         link = template_ref(obj)
         if link is not None:
             if referenced is None:
-                return Review(True, warnings=[_reference_not_yet(link, width)])
+                return Review(True, warnings=[_reference_not_yet(link, width, subject)])
             obj, old = _through_reference(obj, old, link, referenced)
         workload = project(obj, kinds)
     except NotAWorkload:
         return Review(True)
     except MalformedWorkload as error:
-        return Review(True, warnings=[_clip(f"[readiness] not judged: {error}", width)])
+        return Review(True, warnings=[_clip(f"{_lead('readiness', subject)}not judged: {error}", width)])
     previous = _previous_findings(engines, old, namespace_labels, context, now, kinds)
     denials: list[tuple[str, Finding]] = []
     warned: list[tuple[str, Finding]] = []
@@ -291,25 +284,41 @@ def review(
             continue
         if not engine.matches(workload, namespace_labels):
             if namespace_labels is None and engine.matches(workload, None, unknown_labels_match=True):
-                notices.append(_labels_not_yet(engine.name, workload.ref.namespace, width))
+                notices.append(_labels_not_yet(engine.name, workload.ref.namespace, width, subject))
             continue
         evaluation = engine.evaluate(workload, context, now)
-        notices += (_clip(f"[{engine.name}] {notice}", width) for notice in evaluation.notices)
+        notices += (_clip(f"{_lead(engine.name, subject)}{notice}", width) for notice in evaluation.notices)
         for finding in evaluation.findings:
             blocking = (mode is Enforcement.DENY and finding.severity is Severity.ERROR
                         and not not_yet(finding) and _key(engine.name, finding) not in previous)
             (denials if blocking else warned).append((engine.name, finding))
     # notices (an exemption annotation ignored, and why) come first: the findings they explain follow
-    warnings = [*notices, *format_warnings(warned, max_warnings, width)]
+    warnings = [*notices, *format_warnings(warned, max_warnings, width, subject)]
     if denials:
         return Review(False, deny_message(str(workload.ref), denials), warnings)
     return Review(True, "", warnings)
 
 
-def _reference_not_yet(link: TemplateRef, width: int) -> str:
+def subject_of(obj: Mapping[str, Any]) -> str:
+    """`Kind/name` of the object under review, as warnings name it (`generateName*` before it has one)."""
+    kind = obj.get("kind") if isinstance(obj.get("kind"), str) else "object"
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    name, generated = meta.get("name"), meta.get("generateName")
+    if isinstance(name, str) and name:
+        return f"{kind}/{name}"
+    return f"{kind}/{generated}*" if isinstance(generated, str) and generated else str(kind)
+
+
+def _lead(tag: str, subject: str) -> str:
+    """`[tag] Kind/name: `, the start of every warning (`[tag] ` without a subject)."""
+    return f"[{tag}] {subject}: " if subject else f"[{tag}] "
+
+
+def _reference_not_yet(link: TemplateRef, width: int, subject: str = "") -> str:
     """The object a Rollout's workloadRef names may come later in the same apply: never denied on."""
-    return _clip(f"[readiness] not yet judged: spec.workloadRef: {link.target} not readable yet; the audit "
-                 "judges through it", width)
+    return _clip(f"{_lead('readiness', subject)}not yet judged: spec.workloadRef {link.target} not readable "
+                 "yet (the audit judges it)", width)
 
 
 def _through_reference(obj: Mapping[str, Any], old: Mapping[str, Any] | None, link: TemplateRef,
@@ -325,10 +334,10 @@ def _through_reference(obj: Mapping[str, Any], old: Mapping[str, Any] | None, li
     return with_template(obj, referenced), old
 
 
-def _labels_not_yet(policy: str, namespace: str, width: int) -> str:
+def _labels_not_yet(policy: str, namespace: str, width: int, subject: str = "") -> str:
     """A namespace created in the same apply may not be known yet (the operator's index, the webhook's
     cache): its labels decide a namespaceSelector, so admission does not judge, and says so."""
-    return _clip(f"[{policy}] not yet judged: labels of namespace {namespace} not known yet "
+    return _clip(f"{_lead(policy, subject)}not yet judged: labels of namespace {namespace} not known yet "
                  "(namespaceSelector); the audit decides", width)
 
 
@@ -363,34 +372,37 @@ def not_yet(finding: Finding) -> tuple[str, ...]:
     return check.depends_on if check is not None else ()
 
 
-def format_warning(policy: str, finding: Finding, width: int = 120) -> str:
-    """`[policy] check: message (container)`, cut to `width` characters; `check (not yet)` when the
-    finding depends on objects that may not exist yet."""
+def format_warning(policy: str, finding: Finding, width: int = 120, subject: str = "") -> str:
+    """`[policy] Kind/name: check: message (container)`, cut at a word to `width` characters; `check (not
+    yet)` when the finding depends on objects that may not exist yet."""
     where = f" ({finding.container})" if finding.container else ""
     pending = " (not yet)" if not_yet(finding) else ""
-    return _clip(f"[{policy}] {finding.check}{pending}: {finding.message}{where}", width)
+    return _clip(f"{_lead(policy, subject)}{finding.check}{pending}: {finding.message}{where}", width)
 
 
-def not_yet_notice(findings: Iterable[Finding], width: int = 120) -> str | None:
+def not_yet_notice(findings: Iterable[Finding], width: int = 120, subject: str = "") -> str | None:
     """The one line explaining the "(not yet)" marks, naming the kinds involved; None without any."""
     kinds = dict.fromkeys(kind for finding in findings for kind in not_yet(finding))
     if not kinds:
         return None
     needs = ", ".join(kinds)
-    return _clip(f"[readiness] not yet: needs {needs} (may follow in this apply); the audit decides", width)
+    return _clip(f"{_lead('readiness', subject)}not yet: needs {needs} (may follow in this apply); the audit "
+                 "decides", width)
 
 
-def format_warnings(items: Sequence[tuple[str, Finding]], limit: int = 10, width: int = 120) -> list[str]:
+def format_warnings(items: Sequence[tuple[str, Finding]], limit: int = 10, width: int = 120,
+                    subject: str = "") -> list[str]:
     """Errors first, then warnings, then infos, and the line explaining "(not yet)" marks: at most `limit`
-    lines, plus one counting the rest."""
+    lines, plus one counting the rest; each names `subject` (the object's `Kind/name`)."""
     ordered = sorted(items, key=lambda item: -item[1].severity.rank)
-    notice = not_yet_notice((finding for _policy, finding in ordered), width)
+    notice = not_yet_notice((finding for _policy, finding in ordered), width, subject)
     room = limit - 1 if notice is not None and limit > 1 else limit
-    lines = [format_warning(policy, finding, width) for policy, finding in ordered[:room]]
+    lines = [format_warning(policy, finding, width, subject) for policy, finding in ordered[:room]]
     if notice is not None:
         lines.append(notice)
     if len(ordered) > room:
-        lines.append(f"[readiness] ... and {len(ordered) - room} more: run `readiness audit` for the rest")
+        lines.append(_clip(f"{_lead('readiness', subject)}... and {len(ordered) - room} more: run "
+                           "`readiness audit` for the rest", width))
     return lines
 
 
@@ -407,36 +419,72 @@ def deny_message(workload: str, denials: Sequence[tuple[str, Finding]], limit: i
     return "\n".join(lines)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.:;])\s")
+_CLIP_MARK = "..."
+_TRAILING = " ,;:-(/"
+"""Stripped before the ellipsis: a cut that ends on them reads as a broken phrase."""
 
 
-def fix_hint(check_id: str, width: int = 100) -> str:
-    """The first prose sentence of the check's remediation (or its YAML snippet, compacted), short enough
-    for a kubectl error line."""
+def fix_hint(check_id: str, width: int = 200) -> str:
+    """The first prose sentence of the check's remediation (its paragraph's lines joined), or its first
+    YAML snippet, compacted. `width` is a safety bound: the longest first sentence of the catalogue is
+    about 180 characters, so none is cut today; a longer one is cut at a word, with an ellipsis."""
     check = CATALOG.get(check_id)
     if check is None:
         return f"see `readiness explain {check_id}`"
-    snippet: list[str] = []
-    fenced = False
-    for line in check.remediation.splitlines():
-        text = line.strip()
-        if text.startswith("```"):
-            fenced = not fenced
-        elif fenced:
-            code = text.split(" #", 1)[0].strip()
-            if code and not code.startswith("#"):
-                snippet.append(code)
-        elif text and not snippet:
-            sentence = _SENTENCE_END.split(text, maxsplit=1)[0].rstrip(" :;.")
-            return _clip(sentence.replace("`", ""), width)
+    paragraph, snippet = _first_paragraph_or_snippet(check.remediation)
+    if paragraph:
+        return _clip(_first_sentence(" ".join(paragraph)).replace("`", ""), width)
     if snippet:
         return _clip("set " + " ".join(snippet), width)
     return f"see `readiness explain {check_id}`"
 
 
+def _first_sentence(text: str) -> str:
+    """Up to the first `.`, `:` or `;` that ends a clause outside parentheses (and is followed by a space
+    or the end), without it."""
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char in ".:;" and depth <= 0 and (index + 1 == len(text) or text[index + 1].isspace()):
+            return text[:index].rstrip()
+    return text.rstrip(" .")
+
+
+def _first_paragraph_or_snippet(markdown: str) -> tuple[list[str], list[str]]:
+    """The lines of the first prose paragraph, or, when a code block comes first, that block's lines
+    (comments dropped). The other is empty."""
+    paragraph: list[str] = []
+    snippet: list[str] = []
+    fenced = False
+    for line in markdown.splitlines():
+        text = line.strip()
+        if text.startswith("```"):
+            if paragraph or (fenced and snippet):
+                break
+            fenced = not fenced
+        elif fenced:
+            code = text.split(" #", 1)[0].strip()
+            if code and not code.startswith("#"):
+                snippet.append(code)
+        elif text:
+            paragraph.append(text)
+        elif paragraph:
+            break
+    return paragraph, snippet
+
+
 def _clip(text: str, width: int) -> str:
+    """`text` on one line, at most `width` characters: cut after the last word that fits, marked `...`.
+    When that would drop over a third of the room (a long token: a path, an image reference), cut inside
+    the token instead: the line keeps its content."""
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: max(width - 3, 1)].rstrip() + "..."
+    if len(text) <= width:
+        return text
+    room = max(width - len(_CLIP_MARK), 1)
+    head = text[: room + 1]  # one more: a space right after the room means the last word fits whole
+    at_word = head.rsplit(" ", 1)[0].rstrip(_TRAILING) if " " in head else ""
+    cut = at_word if len(at_word) * 3 >= room * 2 else head[:room].rstrip(_TRAILING)
+    return cut + _CLIP_MARK
 
 
 def _plural(count: int, noun: str) -> str:

@@ -8,6 +8,7 @@ debugging aids added after the fact, never part of the workload's design.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -107,29 +108,75 @@ class KindRegistry:
 
     @staticmethod
     def parse_custom(text: str) -> KindSpec:
-        """Parse `[group/]Kind=path.to.template[,replicas=path][,class=service|daemon|batch]`.
+        """The KindSpec of a `--custom-kind` declaration (see `parse_custom_kind`)."""
+        return parse_custom_kind(text).spec
 
-        Example: `argoproj.io/Rollout=spec.template,replicas=spec.replicas`.
-        """
-        head, _, rest = text.partition("=")
-        if not head or not rest:
-            raise ValueError(f"custom kind {text!r}: expected [group/]Kind=path.to.template")
-        group, _, kind = head.rpartition("/")
-        parts = rest.split(",")
-        template = tuple(p for p in parts[0].split(".") if p)
-        options = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        unknown = set(options) - {"replicas", "class", "strategy"}
-        if unknown:
-            raise ValueError(f"custom kind {text!r}: unknown option(s) {', '.join(sorted(unknown))}")
-        try:
-            wclass = WorkloadClass(options.get("class", "service"))
-        except ValueError:
-            raise ValueError(f"custom kind {text!r}: class must be service, daemon or batch") from None
-        return KindSpec(
-            kind, group, wclass, template,
-            tuple(p for p in options.get("replicas", "").split(".") if p),
-            tuple(p for p in options.get("strategy", "").split(".") if p),
-        )
+
+CUSTOM_KIND_SYNTAX = ("[group/]Kind=template.path[,replicas=path][,strategy=path]"
+                      "[,class=service|daemon|batch][,plural=name]")
+"""The one syntax of `--custom-kind`, in `readiness audit` and in the operator alike."""
+_CUSTOM_KIND_OPTIONS = ("replicas", "strategy", "class", "plural")
+_KIND_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomKind:
+    """A parsed `--custom-kind` declaration."""
+
+    spec: KindSpec
+    plural: str | None = None
+    """The resource's plural, when given (the operator watches it; unset: found by discovery)."""
+    deprecation: str | None = None
+    """A one-line notice when the declaration used a deprecated form, naming its replacement."""
+
+
+def parse_custom_kind(text: str) -> CustomKind:
+    """Parse a `--custom-kind` declaration (CUSTOM_KIND_SYNTAX), e.g.
+    `argoproj.io/Rollout=spec.template,replicas=spec.replicas`. The operator's old form
+    `group/Kind:plural=...` is accepted, with a deprecation notice naming the `,plural=` spelling."""
+    declared = text.strip()
+    head, sep, rest = declared.partition("=")
+    head, colon, old_plural = head.strip().partition(":")
+    group, _, kind = head.rpartition("/")
+    if not sep or not rest.strip() or not _KIND_NAME.fullmatch(kind):
+        raise ValueError(f"custom kind {text!r}: expected {CUSTOM_KIND_SYNTAX}")
+    template_text, *option_texts = rest.split(",")
+    options = _custom_options(text, option_texts)
+    template = _dotted(template_text)
+    if not template:
+        raise ValueError(f"custom kind {text!r}: the pod template path is empty")
+    try:
+        wclass = WorkloadClass(options.get("class", "service"))
+    except ValueError:
+        raise ValueError(f"custom kind {text!r}: class must be service, daemon or batch") from None
+    deprecation = None
+    if colon:
+        if "plural" in options:
+            raise ValueError(f"custom kind {text!r}: the plural is given twice (`:` and `plural=`)")
+        if old_plural.strip():
+            options["plural"] = old_plural.strip()
+        deprecation = (f"--custom-kind {declared!r}: `Kind:plural=` is deprecated, write "
+                       f"{head}={rest}" + (f",plural={options['plural']}" if "plural" in options else ""))
+    spec = KindSpec(kind, group, wclass, template, _dotted(options.get("replicas", "")),
+                    _dotted(options.get("strategy", "")))
+    return CustomKind(spec, options.get("plural"), deprecation)
+
+
+def _custom_options(text: str, items: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in items:
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not key or not value:
+            raise ValueError(f"custom kind {text!r}: option {item.strip()!r} is not key=value")
+        if key not in _CUSTOM_KIND_OPTIONS:
+            raise ValueError(f"custom kind {text!r}: unknown option {key!r} "
+                             f"(known: {', '.join(_CUSTOM_KIND_OPTIONS)})")
+        options[key] = value
+    return options
+
+
+def _dotted(path: str) -> tuple[str, ...]:
+    return tuple(part for part in path.strip().split(".") if part)
 
 
 DEFAULT_KINDS = KindRegistry()

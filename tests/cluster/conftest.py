@@ -31,7 +31,6 @@ from readiness.envtest.controlplane import free_port
 from support.cluster import get_json, wait_until
 
 ROOT = Path(__file__).parents[2]
-FIXTURE_CRDS = ROOT / "tests" / "fixtures" / "crds"
 OPERATOR_NAMESPACE = "readiness-system"
 TEST_LABEL = "readiness.dev/test"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "CREATE", "UPDATE", "DELETE"})
@@ -144,13 +143,7 @@ def operator_cluster(control_plane: ControlPlane) -> ControlPlane:
     return control_plane
 
 
-def install_fixture_crds(kubectl: Kubectl, *files: str) -> None:
-    for name in files:
-        kubectl("apply", "-f", str(FIXTURE_CRDS / name))
-    wait_established(kubectl)
-
-
-def uninstall_fixture_crd(kubectl: Kubectl, name: str) -> None:
+def uninstall_crd(kubectl: Kubectl, name: str) -> None:
     kubectl("delete", "crd", name, "--ignore-not-found", "--timeout=60s")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from readiness.controller import output
-from readiness.envtest import Kubectl, KubectlError, wait_established
+from readiness.envtest import Kubectl, KubectlError, upstream_crds, wait_established
 
 from .conftest import (
     OperatorHandle,
@@ -21,9 +21,8 @@ from .conftest import (
     api_writes,
     deployment_yaml,
     get_json,
-    install_fixture_crds,
     policy_yaml,
-    uninstall_fixture_crd,
+    uninstall_crd,
     wait_until,
     writes_between,
 )
@@ -235,7 +234,7 @@ def test_status_summary_and_printer_columns(kubectl: Kubectl, namespace: str,
     status = wait_until(lambda: (s := get_json(kubectl, "readinesspolicy", name).get("status", {}))
                         .get("summary", {}).get("matched") == 2 and s, 20, "the summary")
     assert status["summary"]["violating"] == 1 and status["summary"]["compliant"] == 1
-    assert status["summary"]["byCheck"] == {"readiness-probe-missing": 1}
+    assert [c["check"] for c in status["summary"]["checks"]] == ["readiness-probe-missing"]
     assert status["topOffenders"][0]["name"] == "bad"
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "Valid": "True"}
     assert status["observedGeneration"] == 1 and status["lastAuditTime"]
@@ -250,7 +249,7 @@ def test_status_summary_and_printer_columns(kubectl: Kubectl, namespace: str,
 def test_rules_go_to_a_configmap_without_the_crd_and_to_a_prometheusrule_with_it(
         kubectl: Kubectl, namespace: str, operator_runner: OperatorHandle, unique: str) -> None:
     name = f"rules-{unique}"
-    uninstall_fixture_crd(kubectl, "prometheusrules.monitoring.coreos.com")
+    uninstall_crd(kubectl, upstream_crds.PROMETHEUS_RULE.name)
     try:
         apply(kubectl, policy_yaml(name, [namespace]))
         rules = wait_until(lambda: get_json(kubectl, "readinesspolicy", name).get("status", {}).get("rules"),
@@ -259,7 +258,7 @@ def test_rules_go_to_a_configmap_without_the_crd_and_to_a_prometheusrule_with_it
         configmap = get_json(kubectl, "configmap", f"readiness-{name}", "-n", "readiness-system")
         assert configmap["metadata"]["ownerReferences"][0]["name"] == name
         assert "alert:" in next(iter(configmap["data"].values()))
-        install_fixture_crds(kubectl, "monitoring.coreos.com_prometheusrules.yaml")
+        upstream_crds.install(kubectl, upstream_crds.PROMETHEUS_RULE)
         time.sleep(11)  # the operator trusts a CRD lookup for 10 s
         apply(kubectl, policy_yaml(name, [namespace], alerting={"for": "5m"}))
         wait_until(lambda: get_json(kubectl, "readinesspolicy", name)["status"]["rules"]["kind"]
@@ -275,24 +274,27 @@ def test_rules_go_to_a_configmap_without_the_crd_and_to_a_prometheusrule_with_it
                                        "--ignore-not-found", "-o", "name").stdout.strip(), 20,
                    "the PrometheusRule to go with its policy")
     finally:
-        uninstall_fixture_crd(kubectl, "prometheusrules.monitoring.coreos.com")
+        uninstall_crd(kubectl, upstream_crds.PROMETHEUS_RULE.name)
 
 
 def test_policy_reports_when_the_crd_is_installed(kubectl: Kubectl, namespace: str,
                                                   operator_runner: OperatorHandle, unique: str) -> None:
-    install_fixture_crds(kubectl, "wgpolicyk8s.io_policyreports.yaml")
+    upstream_crds.install(kubectl, *upstream_crds.POLICY_REPORTS)
     time.sleep(11)  # the operator trusts a CRD lookup for 10 s
     name = f"reports-{unique}"
     apply(kubectl, deployment_yaml("bad", namespace))
     apply(kubectl, deployment_yaml("good", namespace, probe=True))
     apply(kubectl, policy_yaml(name, [namespace]))
-    report = wait_until(lambda: get_json(kubectl, "policyreport", f"readiness-{name}", "-n", namespace), 20,
+    uid = get_json(kubectl, "deployment", "bad", "-n", namespace)["metadata"]["uid"]
+    report = wait_until(lambda: get_json(kubectl, "policyreport", f"readiness-{uid}", "-n", namespace), 20,
                         "the PolicyReport")
-    assert report["summary"]["fail"] == 1 and report["summary"]["pass"] >= 1
-    assert report["metadata"]["ownerReferences"][0]["name"] == name
+    assert report["summary"]["fail"] == 1 and report["scope"]["name"] == "bad"
+    assert report["metadata"]["ownerReferences"][0]["uid"] == uid
+    good = get_json(kubectl, "deployment", "good", "-n", namespace)["metadata"]["uid"]
+    assert get_json(kubectl, "policyreport", f"readiness-{good}", "-n", namespace)["summary"]["pass"] == 1
     version = report["metadata"]["resourceVersion"]
     time.sleep(3)
-    assert get_json(kubectl, "policyreport", f"readiness-{name}", "-n", namespace)["metadata"][
+    assert get_json(kubectl, "policyreport", f"readiness-{uid}", "-n", namespace)["metadata"][
         "resourceVersion"] == version, "an unchanged report was rewritten"
 
 
@@ -370,7 +372,7 @@ def test_malformed_workload_never_stops_the_others(kubectl: Kubectl, namespace: 
         apply(kubectl, deployment_yaml("web", namespace))
         apply(kubectl, policy_yaml(f"widgets-{unique}", [namespace],
                                    match={"namespaces": [namespace], "kinds": ["Deployment", "Widget"]}))
-        with start(custom_kinds=("test.readiness.dev/Widget:widgets=spec.template",)) as op:
+        with start(custom_kinds=("test.readiness.dev/Widget=spec.template,plural=widgets",)) as op:
             wait_until(lambda: verdict(kubectl, namespace, "web") == "violating", 20, "the Deployment")
             wait_until(lambda: annotations_of(kubectl, namespace, "fine", "widget").get(output.VERDICT)
                        == "violating", 20, "the good Widget")

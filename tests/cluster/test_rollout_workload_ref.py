@@ -1,7 +1,7 @@
 """Issue 11, item 10 in the real cluster: an Argo Rollout with `spec.workloadRef` gets the verdict of the
 referenced object's pod template, whatever that object is: a watched Deployment (which, scaled down by
 Argo, gets no verdict of its own), a PodTemplate (watched when Rollouts are), or a ReplicaSet the operator
-does not watch (read once per change of the Rollout). Uses the stand-in Rollout CRD of tests/fixtures.
+does not watch (read once per change of the Rollout). Uses Argo Rollouts' own Rollout CRD (pinned).
 
 Before: a Rollout naming a PodTemplate, or a ReplicaSet with ReplicaSets not watched, stayed pending
 forever, without a verdict or a word.
@@ -20,13 +20,13 @@ import pytest
 import yaml
 
 from readiness.controller import output
-from readiness.envtest import ControlPlane, Kubectl
+from readiness.envtest import ControlPlane, Kubectl, upstream_crds
 from readiness.envtest.controlplane import free_port
 from readiness.tls import Authority, write_serving_certificate
 from readiness.webhook import WebhookSettings
 from support.cluster import wait_until
 
-from .conftest import OperatorHandle, annotations_of, install_fixture_crds, only_checks, policy_yaml
+from .conftest import OperatorHandle, annotations_of, only_checks, policy_yaml
 from .test_rbac import can_i, identity  # noqa: F401  (identity: the chart's rendered RBAC, a fixture)
 from .test_webhook import LOCAL_ONLY, crd, webhook_operator  # noqa: F401  (crd: a fixture)
 
@@ -38,7 +38,7 @@ KINDS = ("Deployment", "Rollout")
 
 @pytest.fixture
 def rollouts(kubectl: Kubectl) -> Kubectl:
-    install_fixture_crds(kubectl, "argoproj.io_rollouts.yaml")
+    upstream_crds.install(kubectl, upstream_crds.ROLLOUT)
     return kubectl
 
 
@@ -148,7 +148,7 @@ def rollout_webhook(control_plane: ControlPlane, crd: None,  # noqa: F811
     """A webhook (policy_source=api, as in test_webhook) that also judges Rollouts."""
     if control_plane.settings.use_existing_cluster:
         pytest.skip(LOCAL_ONLY)
-    install_fixture_crds(control_plane.kubectl, "argoproj.io_rollouts.yaml")
+    upstream_crds.install(control_plane.kubectl, upstream_crds.ROLLOUT)
     name = f"ro-{uuid.uuid4().hex[:8]}.readiness.dev"
     cert_dir = tmp_path_factory.mktemp("rollout-webhook-tls")
     write_serving_certificate(cert_dir, ["127.0.0.1"], Authority.create())
@@ -197,5 +197,5 @@ def test_admission_says_not_yet_and_admits_a_rollout_whose_reference_comes_later
     result = apply_all(kubectl, rollout("later", namespace, "PodTemplate", "later"),
                        pod_template("later", namespace, probe=False))
     assert result.returncode == 0, result.stderr
-    assert ("Warning: [readiness] not yet judged: spec.workloadRef: PodTemplate "
+    assert ("Warning: [readiness] Rollout/later: not yet judged: spec.workloadRef PodTemplate "
             f"{namespace}/later not readable yet") in result.stderr

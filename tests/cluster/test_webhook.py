@@ -169,7 +169,7 @@ def test_warn_policy_prints_kubectl_warnings(webhook: Any, kubectl: Kubectl, nam
     policies.append(name := policy(kubectl, namespace, "warn"))
     result = apply(kubectl, deployment("web", namespace))
     assert result.returncode == 0, result.stderr
-    assert f"Warning: [{name}] readiness-probe-missing:" in result.stderr
+    assert f"Warning: [{name}] Deployment/web: readiness-probe-missing:" in result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: [")]
     assert warnings and all(len(line) <= len("Warning: ") + 120 for line in warnings)
 

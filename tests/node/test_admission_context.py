@@ -122,7 +122,7 @@ def test_one_apply_in_deny_mode_is_admitted_and_judged_compliant(
     assert applied.returncode == 0, applied.stderr
     assert "replicas-too-few (not yet)" in applied.stderr  # checkout, before its HPA
     assert "service-account-token-automount (not yet)" in applied.stderr  # accounted, before its account
-    assert "[readiness] not yet: needs " in applied.stderr
+    assert "not yet: needs " in applied.stderr and "[readiness] Deployment/checkout: " in applied.stderr
     # The CLI, given the same file and policy, judges them all; the context-dependent ones pass.
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(deny_policy(node_namespace))

@@ -141,3 +141,41 @@ def _promtool_tests() -> dict[str, Any]:
             },
         ],
     }
+
+
+def test_promtool_unit_tests_the_operator_alerts_edges(tmp_path: Path) -> None:
+    """The operator's alerts as the chart ships them with overrides (short `for`, routing labels that win
+    over `severity`): Down fires only after `for`, resolves once scraped again; API errors below 0.05/s
+    never fire, above it fire per (job, operation, code)."""
+    require("promtool")
+    document = operator_rules_document(extra_labels={"severity": "critical", "team": "platform"},
+                                       down_for="2m", errors_for="2m")
+    (tmp_path / "operator.rules.yaml").write_text(rules_yaml(document))
+    routed = {"severity": "critical", "team": "platform"}
+    tests = {"rule_files": ["operator.rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            # stale: the scrape failed (Prometheus writes a staleness marker); scraped again from 11m.
+            {"series": 'readiness_build_info{version="0.1.0"}', "values": "1x5 stale _x4 1x10"},
+            # 1 error a minute (0.017/s): below the threshold; 6 a minute (0.1/s): above it.
+            {"series": 'readiness_api_errors_total{job="op", operation="post_event", code="403"}',
+             "values": "0+1x30"},
+            {"series": 'readiness_api_errors_total{job="op", operation="patch_workload", code="429"}',
+             "values": "0+6x30"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "7m", "alertname": OPERATOR_DOWN_ALERT, "exp_alerts": []},  # pending for 1m
+            {"eval_time": "9m", "alertname": OPERATOR_DOWN_ALERT, "exp_alerts": [{
+                "exp_labels": routed, "exp_annotations": operator_annotations(OPERATOR_DOWN_ALERT, {})}]},
+            {"eval_time": "12m", "alertname": OPERATOR_DOWN_ALERT, "exp_alerts": []},  # scraped again
+            {"eval_time": "20m", "alertname": OPERATOR_API_ERRORS_ALERT, "exp_alerts": [{
+                "exp_labels": {**routed, "job": "op", "operation": "patch_workload", "code": "429"},
+                "exp_annotations": operator_annotations(OPERATOR_API_ERRORS_ALERT, {
+                    "{{ $labels.operation }}": "patch_workload", "{{ $labels.code }}": "429",
+                    "{{ $value | humanize }}": "100m"})}]},
+        ],
+    }]}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run([require("promtool"), "test", "rules", "tests.yaml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"

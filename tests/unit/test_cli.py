@@ -58,7 +58,8 @@ def test_json_schema() -> None:
     assert result.returncode == 1
     data = json.loads(result.stdout)
     assert data["schemaVersion"] == "readiness.dev/audit/v1"
-    assert set(data) == {"schemaVersion", "summary", "workloads", "skipped", "errors", "notices"}
+    assert set(data) == {"schemaVersion", "summary", "workloads", "skipped", "errors", "notices",
+                         "skippedFiles", "onlyFailing", "context"}
     assert data["summary"]["workloads"] == 14 and data["summary"]["compliant"] == 7
     workload = next(w for w in data["workloads"] if w["name"] == "legacy-web")
     assert {"kind", "namespace", "name", "file", "line", "policies", "findings", "exempted"} <= set(workload)
@@ -66,7 +67,8 @@ def test_json_schema() -> None:
     assert finding == {**finding, "policy": "default", "severity": "error", "container": "web",
                        "category": "probes"}
     assert finding["line"] > workload["line"]  # the container's `name:` line
-    assert {"kind": "Service", "count": 1} in data["skipped"]
+    assert data["skipped"] == [{"kind": "Service", "count": 1}]  # PDBs and HPAs are context, not skipped
+    assert {"kind": "PodDisruptionBudget", "count": 7} in data["context"]
 
 
 def test_sarif_shape() -> None:

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-import yaml
 
 from readiness.checks import CATALOG
 from readiness.controller import build, output
@@ -157,7 +156,9 @@ def test_audit_in_memory_and_status_summary() -> None:
     assert set(results) == {WorkloadRef("Deployment", "shop", "a"), WorkloadRef("Deployment", "shop", "b")}
     summary = status_mod.summarize(results)
     assert summary["summary"] == {"matched": 2, "compliant": 1, "violating": 1,
-                                  "bySeverity": {"error": 1}, "byCheck": {"readiness-probe-missing": 1}}
+                                  "bySeverity": {"error": 1, "warning": 0, "info": 0},
+                                  "checks": [{"check": "readiness-probe-missing", "severity": "error",
+                                              "violating": 1, "findings": 1}]}
     assert summary["topOffenders"][0]["name"] == "a"
     status = status_mod.valid_status(summary, {"kind": "ConfigMap", "namespace": "x", "name": "y"}, 1,
                                      status_mod.now_rfc3339(), None)
@@ -186,18 +187,6 @@ def test_status_comparison_ignores_times_only() -> None:
     assert invalid["conditions"][1] | {"lastTransitionTime": None} == {
         "type": "Valid", "status": "False", "reason": "InvalidSpec", "message": "spec.auditInterval: bad",
         "lastTransitionTime": None, "observedGeneration": 3}
-
-
-def test_crd_fixtures_are_valid_yaml() -> None:
-    from pathlib import Path
-    root = Path(__file__).parents[1] / "fixtures" / "crds"
-    names = set()
-    for path in sorted(root.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            assert doc["kind"] == "CustomResourceDefinition"
-            names.add(doc["metadata"]["name"])
-    assert names == {"prometheusrules.monitoring.coreos.com", "policyreports.wgpolicyk8s.io",
-                     "clusterpolicyreports.wgpolicyk8s.io", "rollouts.argoproj.io"}
 
 
 def test_top_offenders_rank_worst_first_then_by_name() -> None:

@@ -65,9 +65,13 @@ def test_names_scope_and_subresources() -> None:
                              "shortNames": ["rpol"], "categories": ["readiness"]}
     version = spec["versions"][0]
     assert version["subresources"] == {"status": {}}
-    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert columns == {"Mode": ".spec.enforcement", "Matched": ".status.summary.matched",
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]
+               if not c.get("priority")}
+    assert columns == {"Ready": '.status.conditions[?(@.type=="Ready")].status',
+                       "Mode": ".spec.enforcement", "Matched": ".status.summary.matched",
                        "Violating": ".status.summary.violating", "Age": ".metadata.creationTimestamp"}
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority")]
+    assert wide == ["Errors", "Warnings", "Exempted", "Last Audit", "Message"]
 
 
 FORBIDDEN = {"$ref", "anyOf", "oneOf", "allOf", "title", "$defs", "x-kubernetes-preserve-unknown-fields"}
@@ -125,8 +129,10 @@ def test_status_mirrors_the_status_model(schema: Node) -> None:
                                                        "lastTransitionTime", "observedGeneration"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert list(props(status, "summary")["properties"]) == ["matched", "compliant", "violating", "bySeverity",
-                                                            "byCheck"]
-    assert props(status, "summary.byCheck")["additionalProperties"] == {"type": "integer"}
+                                                            "checks", "byCheck"]
+    assert list(props(status, "summary.checks")["items"]["properties"]) == [
+        "check", "severity", "violating", "findings"]
+    assert props(status, "summary.byCheck")["additionalProperties"] == {"type": "integer"}  # deprecated
     assert list(props(status, "topOffenders")["items"]["properties"]) == [
         "namespace", "kind", "name", "errors", "warnings", "infos", "checks"]
     assert list(props(status, "exemptions")["properties"]) == ["active", "expired"]

@@ -1,4 +1,4 @@
-"""PolicyReports: pass/fail/skip/error results, summaries, one report per namespace, the size cap."""
+"""PolicyReports: pass/fail/skip/error results, summaries, one report per workload, the size cap."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from readiness.policyreport import (
     FINGERPRINT_ANNOTATION,
     OMITTED_ANNOTATION,
     TRUNCATED_ANNOTATION,
-    policy_reports,
+    workload_report,
 )
 from readiness.workload import Workload, WorkloadRef, project
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-OWNER = {"uid": "policy-uid"}
 PROBE = {"httpGet": {"path": "/ready", "port": 8080}}
 
 
@@ -46,108 +45,117 @@ def audit(p: ReadinessPolicy, workloads: list[Workload]) -> list[Evaluation]:
     return [engine.evaluate(w, now=NOW) for w in workloads]
 
 
-def results_of(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(r["resources"][0]["name"], r["rule"], r["result"]) for r in report["results"]]
+def report(p: ReadinessPolicy, workload: Workload, **kwargs: Any) -> dict[str, Any]:
+    (evaluation,) = audit(p, [workload])
+    made = workload_report(workload.ref, workload, [(p, evaluation)], now=NOW, **kwargs)
+    assert made is not None
+    return made
 
 
-def test_pass_and_fail_per_workload_and_check() -> None:
+def results_of(made: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(r["policy"], r["rule"], r["result"]) for r in made["results"]]
+
+
+def test_pass_and_fail_per_check() -> None:
     p = policy()
-    workloads = [deployment("shop", "web", probed=False), deployment("shop", "api", grace=1)]
-    identities = {w.ref: w for w in workloads}
-    (report,) = policy_reports(p, audit(p, workloads), OWNER, workloads=identities, now=NOW)
-    assert results_of(report) == [
-        ("api", "readiness-probe-missing", "pass"), ("api", "termination-grace-period", "fail"),
-        ("web", "readiness-probe-missing", "fail"), ("web", "termination-grace-period", "pass"),
-    ]
-    assert report["summary"] == {"pass": 2, "fail": 2, "warn": 0, "error": 0, "skip": 0}
-    web_probe = report["results"][2]
-    assert web_probe["severity"] == "high" and web_probe["category"] == "probes"
-    assert web_probe["properties"] == {"containers": "app,proxy"}
-    assert web_probe["message"].endswith("(and 1 more)")
-    assert web_probe["source"] == "readiness-operator" and web_probe["policy"] == "prod"
-    assert web_probe["timestamp"] == {"seconds": int(NOW.timestamp()), "nanos": 0}
-    assert web_probe["resources"] == [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop",
-                                       "name": "web", "uid": "uid-web"}]
-    assert report["results"][1]["severity"] == "medium"
+    made = report(p, deployment("shop", "web", probed=False))
+    assert results_of(made) == [("prod", "readiness-probe-missing", "fail"),
+                                ("prod", "termination-grace-period", "pass")]
+    assert made["summary"] == {"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+    probe = made["results"][0]
+    assert probe["severity"] == "high" and probe["category"] == "probes"
+    assert probe["properties"] == {"containers": "app,proxy"}
+    assert probe["message"].endswith("(and 1 more)")
+    assert probe["source"] == "readiness-operator"
+    assert probe["timestamp"] == {"seconds": int(NOW.timestamp()), "nanos": 0}
+    assert "resources" not in probe  # the report's scope names the workload, as in Kyverno's
+    assert report(p, deployment("shop", "api", grace=1))["results"][1]["severity"] == "medium"
 
 
-def test_report_metadata_owner_and_labels() -> None:
-    p = policy()
-    (report,) = policy_reports(p, audit(p, [deployment("shop", "web")]), OWNER, now=NOW)
-    assert report["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and report["kind"] == "PolicyReport"
-    meta = report["metadata"]
-    assert (meta["name"], meta["namespace"]) == ("readiness-prod", "shop")
-    assert meta["labels"]["app.kubernetes.io/managed-by"] == "readiness-operator"
-    assert meta["ownerReferences"][0]["kind"] == "ReadinessPolicy"
-    assert meta["ownerReferences"][0]["uid"] == "policy-uid"
+def test_one_report_per_workload_scoped_and_owned_by_it() -> None:
+    made = report(policy(), deployment("shop", "web"))
+    assert made["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and made["kind"] == "PolicyReport"
+    meta = made["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("readiness-uid-web", "shop")
+    assert meta["labels"] == {"app.kubernetes.io/managed-by": "readiness-operator"}
+    assert meta["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                                        "uid": "uid-web"}]
+    assert made["scope"] == {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop",
+                             "name": "web", "uid": "uid-web"}
     assert TRUNCATED_ANNOTATION not in meta["annotations"]
-    assert report["results"][0]["resources"][0] == {  # no identity given: the kind's usual apiVersion
-        "apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop", "name": "web"}
 
 
-def test_one_report_per_namespace() -> None:
+def test_every_policy_in_one_report() -> None:
+    web = deployment("shop", "web", probed=False)
+    strict = ReadinessPolicy.model_validate({**policy().model_dump(by_alias=True, exclude_none=True),
+                                             "metadata": {"name": "strict"}})
+    judged = [(p, audit(p, [web])[0]) for p in (strict, policy())]
+    made = workload_report(web.ref, web, judged, now=NOW)
+    assert made is not None
+    assert [r["policy"] for r in made["results"]] == ["prod", "prod", "strict", "strict"]
+    assert made["summary"]["fail"] == 2
+
+
+def test_no_report_without_a_uid_a_namespace_or_a_policy() -> None:
     p = policy()
-    workloads = [deployment("b", "one"), deployment("a", "two"), deployment("b", "three", probed=False)]
-    reports = policy_reports(p, audit(p, workloads), OWNER, now=NOW)
-    assert [r["metadata"]["namespace"] for r in reports] == ["a", "b"]
-    assert reports[0]["summary"]["pass"] == 2
-    assert reports[1]["summary"] == {"pass": 3, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+    web = deployment("shop", "web")
+    (evaluation,) = audit(p, [web])
+    assert workload_report(web.ref, web, []) is None
+    assert workload_report(web.ref, None, [(p, evaluation)]) is None
+    cluster_scoped = WorkloadRef("Deployment", "", "web")
+    assert workload_report(cluster_scoped, web, [(p, evaluation)]) is None
 
 
 def test_exempted_findings_are_skipped_with_the_reason() -> None:
     p = policy(exemptions=[{"names": ["legacy"], "checks": ["readiness-probe-missing"],
                             "reason": "batch gateway, no HTTP", "expires": "2030-01-01T00:00:00Z"}])
-    (report,) = policy_reports(p, audit(p, [deployment("shop", "legacy", probed=False)]), OWNER, now=NOW)
-    skip = report["results"][0]
+    made = report(p, deployment("shop", "legacy", probed=False))
+    skip = made["results"][0]
     assert (skip["rule"], skip["result"]) == ("readiness-probe-missing", "skip")
     assert skip["properties"] == {"exemptionReason": "batch gateway, no HTTP",
                                   "exemptionSource": "policy:exemptions[0]",
                                   "exemptionExpires": "2030-01-01T00:00:00+00:00"}
-    assert report["summary"]["skip"] == 1 and report["summary"]["fail"] == 0
+    assert made["summary"]["skip"] == 1 and made["summary"]["fail"] == 0
 
 
 def test_crashed_checks_are_errors() -> None:
-    evaluation = Evaluation("prod", WorkloadRef("Deployment", "shop", "web"),
+    web = deployment("shop", "web")
+    evaluation = Evaluation("prod", web.ref,
                             checks_run=("readiness-probe-missing", "termination-grace-period"),
                             errors=["termination-grace-period: TypeError: boom"])
-    (report,) = policy_reports(policy(), [evaluation], OWNER, now=NOW)
-    assert results_of(report) == [("web", "readiness-probe-missing", "pass"),
-                                  ("web", "termination-grace-period", "error")]
-    assert report["results"][1]["message"] == "termination-grace-period: TypeError: boom"
+    made = workload_report(web.ref, web, [(policy(), evaluation)], now=NOW)
+    assert made is not None
+    assert results_of(made) == [("prod", "readiness-probe-missing", "pass"),
+                                ("prod", "termination-grace-period", "error")]
+    assert made["results"][1]["message"] == "termination-grace-period: TypeError: boom"
 
 
 def test_same_input_same_output_and_timeless_fingerprint() -> None:
     p = policy()
-    workloads = [deployment("shop", f"w{i}", probed=i % 2 == 0) for i in range(20)]
-    first = policy_reports(p, audit(p, workloads), OWNER, now=NOW)
-    again = policy_reports(p, audit(p, list(reversed(workloads))), OWNER, now=NOW)
-    later = policy_reports(p, audit(p, workloads), OWNER, now=datetime(2026, 1, 1, tzinfo=UTC))
-    assert first == again
-    fingerprint = first[0]["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
-    assert later[0]["metadata"]["annotations"][FINGERPRINT_ANNOTATION] == fingerprint
-    workloads[1] = deployment("shop", "w1", probed=True)
-    changed = policy_reports(p, audit(p, workloads), OWNER, now=NOW)
-    assert changed[0]["metadata"]["annotations"][FINGERPRINT_ANNOTATION] != fingerprint
+    web = deployment("shop", "web", probed=False)
+    first, again = report(p, web), report(p, web)
+    (evaluation,) = audit(p, [web])
+    later = workload_report(web.ref, web, [(p, evaluation)], now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert first == again and later is not None
+    fingerprint = first["metadata"]["annotations"][FINGERPRINT_ANNOTATION]
+    assert later["metadata"]["annotations"][FINGERPRINT_ANNOTATION] == fingerprint
+    changed = report(p, deployment("shop", "web", probed=True))
+    assert changed["metadata"]["annotations"][FINGERPRINT_ANNOTATION] != fingerprint
 
 
 def test_cap_keeps_failures_first_and_says_so() -> None:
-    p = policy()
-    workloads = [deployment("shop", f"w{i:03}", probed=i % 10 != 0) for i in range(100)]
-    (report,) = policy_reports(p, audit(p, workloads), OWNER, now=NOW, max_results=15)
-    annotations = report["metadata"]["annotations"]
+    web = deployment("shop", "web", probed=False)
+    policies = [ReadinessPolicy.model_validate({**policy().model_dump(by_alias=True, exclude_none=True),
+                                                "metadata": {"name": f"p{i:02}"}}) for i in range(10)]
+    judged = [(p, audit(p, [web])[0]) for p in policies]
+    made = workload_report(web.ref, web, judged, now=NOW, max_results=12)
+    assert made is not None
+    annotations = made["metadata"]["annotations"]
     assert annotations[TRUNCATED_ANNOTATION] == "true"
-    assert annotations[OMITTED_ANNOTATION] == str(200 - 15)
-    assert len(report["results"]) == 15
-    assert sum(r["result"] == "fail" for r in report["results"]) == 10  # every failure kept
-    assert report["summary"] == {"pass": 190, "fail": 10, "warn": 0, "error": 0, "skip": 0}
-    keys = [(r["resources"][0]["name"], r["rule"]) for r in report["results"]]
+    assert annotations[OMITTED_ANNOTATION] == str(20 - 12)
+    assert len(made["results"]) == 12
+    assert sum(r["result"] == "fail" for r in made["results"]) == 10  # every failure kept
+    assert made["summary"] == {"pass": 10, "fail": 10, "warn": 0, "error": 0, "skip": 0}
+    keys = [(r["policy"], r["rule"]) for r in made["results"]]
     assert keys == sorted(keys)
-
-
-def test_byte_cap_bounds_large_namespaces() -> None:
-    p = policy()
-    workloads = [deployment("big", f"workload-with-a-long-name-{i:05}", probed=False) for i in range(3000)]
-    (report,) = policy_reports(p, audit(p, workloads), OWNER, now=NOW, max_bytes=200_000)
-    assert len(json.dumps(report)) < 220_000
-    assert report["metadata"]["annotations"][TRUNCATED_ANNOTATION] == "true"
-    assert report["summary"]["fail"] == 3000
+    assert len(json.dumps(workload_report(web.ref, web, judged, now=NOW, max_bytes=2_000))) < 4_000

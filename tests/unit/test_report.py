@@ -11,7 +11,7 @@ from readiness.engine import Engine
 from readiness.loader import load_text
 from readiness.policy import ReadinessPolicy
 from readiness.report import RenderOptions, renderer
-from readiness.report.model import AuditResult, assumption_notice, audit, score
+from readiness.report.model import AuditResult, assumption_notice, audit, band_score
 
 MANIFESTS = """\
 apiVersion: apps/v1
@@ -37,11 +37,11 @@ def result() -> AuditResult:
     return audit(load_text(MANIFESTS, "m.yaml").documents, [Engine(policy)])
 
 
-def test_score_formula() -> None:
-    assert score(0, 0, 0) == 100
-    assert score(8, 0, 0) == 100
-    assert score(1, 2, 0) == 50  # 2*1 / (2*1 + 2)
-    assert score(1, 0, 1) == 50  # 2*1 / (2*1 + 2*1)
+def test_score_formula() -> None:  # the bands and weights: tests/unit/test_score.py
+    assert band_score(0, 0, 0) == 100
+    assert band_score(8, 0, 0) == 100
+    assert band_score(1, 2, 0) == 73  # warnings only: 60 + 39 * 1/3
+    assert band_score(1, 0, 1) == 15  # an error: 59 * 1/(1 + 3)
     summary = result().summary()
     assert summary.exempted >= 1
     assert 0 <= summary.score < 100 and summary.workloads == 1 and summary.violating == 1

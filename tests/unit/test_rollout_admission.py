@@ -86,8 +86,8 @@ def test_an_unseen_reference_is_not_yet_judged_and_never_denied() -> None:
     verdict = review([engine("deny")], rollout(), {}, "CREATE", NOW)
     assert verdict.allowed
     assert verdict.warnings == [
-        "[readiness] not yet judged: spec.workloadRef: Deployment shop/web not readable yet; the audit "
-        "judges through it"]
+        "[readiness] Rollout/web: not yet judged: spec.workloadRef Deployment shop/web not readable yet (the "
+        "audit judges it)"]
 
 
 def test_an_update_is_not_denied_for_what_the_rollout_already_ran() -> None:
@@ -103,7 +103,7 @@ def test_a_referenced_object_without_a_pod_template_is_not_judged_but_admitted()
     verdict = review([engine("deny")], rollout(), {}, "CREATE", NOW, referenced=empty)
     assert verdict.allowed
     assert verdict.warnings == [
-        "[readiness] not judged: spec.workloadRef: Deployment web has no pod template"]
+        "[readiness] Rollout/web: not judged: spec.workloadRef: Deployment web has no pod template"]
 
 
 def test_reference_paths() -> None:

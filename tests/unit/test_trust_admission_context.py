@@ -48,8 +48,10 @@ TOO_FEW = {"replicas-too-few": {"severity": "error", "parameters": {"minReplicas
 def test_deny_mode_admits_a_deployment_whose_autoscaler_comes_later_with_a_not_yet_warning() -> None:
     result = review([engine("deny", TOO_FEW)], deployment(), {}, "CREATE", NOW, context=OPERATOR_CONTEXT)
     assert result.allowed, result.message
-    assert result.warnings[0] == "[prod] replicas-too-few (not yet): replicas is 1, below minReplicas 3"
-    assert result.warnings[-1].startswith("[readiness] not yet: needs HorizontalPodAutoscaler")
+    assert result.warnings[0] == ("[prod] Deployment/web: replicas-too-few (not yet): replicas is 1, below "
+                                  "minReplicas 3")
+    assert result.warnings[-1].startswith(
+        "[readiness] Deployment/web: not yet: needs HorizontalPodAutoscaler")
     assert all(len(line) <= 120 for line in result.warnings)
 
 
@@ -65,7 +67,8 @@ def test_deny_mode_still_denies_on_what_the_workload_alone_decides() -> None:
                     context=OPERATOR_CONTEXT)
     assert not result.allowed
     assert "readiness-probe-missing" in result.message and "replicas-too-few" not in result.message
-    assert any(line.startswith("[prod] replicas-too-few (not yet):") for line in result.warnings)
+    assert any(line.startswith("[prod] Deployment/web: replicas-too-few (not yet):")
+               for line in result.warnings)
 
 
 def test_warn_mode_marks_a_missing_budget_as_not_yet() -> None:
@@ -73,7 +76,7 @@ def test_warn_mode_marks_a_missing_budget_as_not_yet() -> None:
     result = review([engine("warn", checks)], deployment(replicas=3), {}, "CREATE", NOW,
                     context=OPERATOR_CONTEXT)
     assert result.allowed
-    assert result.warnings[0].startswith("[prod] pod-disruption-budget-missing (not yet): ")
+    assert result.warnings[0].startswith("[prod] Deployment/web: pod-disruption-budget-missing (not yet): ")
     assert "PodDisruptionBudget, HorizontalPodAutoscaler" in result.warnings[1]
 
 
@@ -83,8 +86,8 @@ def test_not_yet_notice_counts_within_max_warnings() -> None:
                     context=OPERATOR_CONTEXT, max_warnings=2)
     assert len(result.warnings) == 3
     assert "(not yet)" in result.warnings[0]
-    assert result.warnings[1].startswith("[readiness] not yet:")
-    assert result.warnings[2].startswith("[readiness] ... and 2 more")
+    assert result.warnings[1].startswith("[readiness] Deployment/web: not yet:")
+    assert result.warnings[2].startswith("[readiness] Deployment/web: ... and 2 more")
 
 
 def test_context_checks_declare_what_they_read() -> None:
@@ -130,6 +133,6 @@ def test_unknown_namespace_labels_are_not_yet_judged_and_said_so() -> None:
                  "checks": {"readiness-probe-missing": {"severity": "error"}}}}))
     created_with_it = review([by_label], deployment(probe=False), None, "CREATE", NOW)
     assert created_with_it.allowed
-    assert created_with_it.warnings == ["[prod] not yet judged: labels of namespace shop not known yet "
-                                        "(namespaceSelector); the audit decides"]
+    assert created_with_it.warnings == ["[prod] Deployment/web: not yet judged: labels of namespace shop not "
+                                        "known yet (namespaceSelector); the audit decides"]
     assert review([by_label], deployment(probe=False), {"env": "dev"}, "CREATE", NOW).warnings == []

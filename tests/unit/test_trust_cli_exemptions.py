@@ -116,7 +116,7 @@ def test_admission_warning_says_the_annotation_was_ignored_and_why() -> None:
     now = datetime.now(UTC)
     for enforcement in ("warn", "deny"):
         verdict = review([production_engine(enforcement)], annotated(), {"env": "prod"}, "CREATE", now)
-        assert f"[production] {IGNORED}" in verdict.warnings, verdict
+        assert f"[production] Deployment/legacy-web: {IGNORED}" in verdict.warnings, verdict
     verdict = review([production_engine("deny")], annotated(), {"env": "prod"}, "CREATE", now)
     assert not verdict.allowed and "run-as-root" in verdict.message  # still denied: the annotation is ignored
 

@@ -92,6 +92,6 @@ def test_admission_says_not_yet_and_does_not_deny() -> None:
     deny = Engine(ReadinessPolicy.model_validate({**POLICY, "spec": spec}))
     result = review([deny], deployment("inherits"), {}, "CREATE", NOW)
     assert result.allowed, result.message
-    assert result.warnings[0].startswith(f"[tokens] {CHECK} (not yet): pod mounts the token of "
-                                         "ServiceAccount web")
+    assert result.warnings[0].startswith(f"[tokens] Deployment/inherits: {CHECK} (not yet): pod mounts the "
+                                         "token of ServiceAccount web")
     assert "needs ServiceAccount" in result.warnings[1]

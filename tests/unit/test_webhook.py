@@ -56,14 +56,14 @@ def test_warn_mode_returns_short_prefixed_warnings() -> None:
     assert result.allowed
     assert result.warnings
     assert all(len(w) <= 120 for w in result.warnings)
-    assert any(w.startswith("[baseline] readiness-probe-missing:") and w.endswith("(app)")
+    assert any(w.startswith("[baseline] Deployment/web: readiness-probe-missing:") and w.endswith("(app)")
                for w in result.warnings)
 
 
 def test_warnings_are_capped_with_a_count_of_the_rest() -> None:
     result = review([engine("p", "warn")], deployment(), {}, "CREATE", NOW, max_warnings=2)
     assert len(result.warnings) == 3
-    assert result.warnings[-1].startswith("[readiness] ... and ")
+    assert result.warnings[-1].startswith("[readiness] Deployment/web: ... and ")
     assert "readiness-probe-missing" in result.warnings[0]  # errors come first
 
 
@@ -139,7 +139,7 @@ def test_malformed_workload_is_admitted_with_a_warning() -> None:
     obj["spec"]["template"]["spec"]["containers"] = "nope"
     result = review([engine("strict", "deny")], obj, {}, "CREATE", NOW)
     assert result.allowed
-    assert result.warnings[0].startswith("[readiness] not judged:")
+    assert result.warnings[0].startswith("[readiness] Deployment/web: not judged:")
 
 
 def test_format_warning_truncates() -> None:

@@ -8,6 +8,7 @@ import signal
 import sys
 import tracemalloc
 
+from readiness import logs
 from readiness.controller import settings as settings_mod
 
 
@@ -17,7 +18,9 @@ def parser() -> argparse.ArgumentParser:
         description="Audit every matching workload against every ReadinessPolicy, continuously. Each flag "
                     "can also be set as READINESS_<NAME> in the environment.")
     settings_mod.add_arguments(result)
-    result.add_argument("--verbose", action="store_true", help="debug logging")
+    result.add_argument("--verbose", action="store_true",
+                        help="log at DEBUG: Kopf's per-object lines and HTTP access lines too "
+                             "(default: INFO)")
     _add_webhook_arguments(result)
     return result
 
@@ -47,17 +50,15 @@ def _log_memory_top(*_: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        # Kopf logs every index and event handler call at INFO: one line per workload event.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         ours = settings_mod.from_args(args, extra={k: v for k, v in vars(args).items()
                                                    if k.startswith("webhook_") and k != "webhook_enabled"})
     except ValueError as error:
         print(f"readiness.controller: {error}", file=sys.stderr)
         return 2
+    logs.configure(ours.log_format, verbose=args.verbose)
+    for notice in settings_mod.deprecations(ours):
+        logging.getLogger("readiness.controller").warning("%s", notice)
     if tracemalloc.is_tracing():
         signal.signal(signal.SIGUSR2, _log_memory_top)
     from readiness.controller.app import run

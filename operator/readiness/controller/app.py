@@ -11,9 +11,16 @@ from typing import Any
 import kopf
 from kopf._core.engines.peering import Identity  # kopf.run()'s type, not re-exported
 
-from readiness.controller import client
+from readiness.controller import client, ticker
 from readiness.controller.auditor import Auditor, AuditQueue
-from readiness.controller.handlers import Runtime, register, watched_kinds
+from readiness.controller.handlers import (
+    TIMER_TICK,
+    Runtime,
+    on_policy_tick,
+    policy_due,
+    register,
+    watched_kinds,
+)
 from readiness.controller.heap import HeapKeeper
 from readiness.controller.publisher import Publisher
 from readiness.controller.settings import OperatorSettings
@@ -116,10 +123,22 @@ async def start(runtime: Runtime, kopf_settings: kopf.OperatorSettings, indexes:
     if ours.metrics_port:
         runtime.metrics_port = runtime.metrics.serve(ours.metrics_port, ours.metrics_address)
     runtime.tasks.append(asyncio.create_task(runtime.publisher.run(ours.status_interval)))
+    runtime.tasks.append(asyncio.create_task(_periodic_audits(runtime)))
     if ours.webhook_enabled:
         # Imported only when enabled: the webhook's dependencies are not needed otherwise.
         webhook = importlib.import_module("readiness.webhook")
         webhook.configure(kopf_settings, ours, state, registry=runtime.registry)
+
+
+async def _periodic_audits(runtime: Runtime) -> None:
+    writer = runtime.writer
+    assert writer is not None
+    await ticker.run(
+        policies=lambda: list(runtime.state.policies),
+        due=lambda name, now: policy_due(runtime, name, now),
+        tick=lambda name: on_policy_tick(runtime, name),
+        active=lambda: ticker.is_active(runtime.settings, writer),
+        interval=TIMER_TICK)
 
 
 async def stop(runtime: Runtime) -> None:

@@ -63,7 +63,8 @@ class Auditor:
         """Workloads whose other annotations leave too little room for ours."""
         self.dirty: set[str] = set()
         """Policies whose status (and PolicyReports) may have changed since the last flush."""
-        self.dirty_namespaces: dict[str, set[str]] = {}
+        self.dirty_workloads: set[WorkloadRef] = set()
+        """Workloads whose PolicyReport may have changed since the last flush."""
         self.announcer = Announcer(settings, state, metrics, writer, self._record_announced)
         self.rewrites: dict[WorkloadRef, int] = {}
         """Workloads whose last audit failed to write, with the number of failed tries."""
@@ -95,7 +96,7 @@ class Auditor:
             if entry is None or entry.engine is None or not entry.engine.matches(item.workload, labels):
                 if results.pop(ref, None) is not None:
                     self.metrics.forget(name, ref)
-                    self._mark(name, ref.namespace)
+                    self._mark(name, ref)
                 continue
             evaluation = entry.engine.evaluate(item.workload, context, now)
             evaluated += 1
@@ -103,15 +104,15 @@ class Auditor:
             results[ref] = evaluation
             if previous is None or previous.findings != evaluation.findings:
                 self.metrics.observe(name, ref, evaluation.findings)
-            self._mark(name, ref.namespace)
+            self._mark(name, ref)
             verdicts.append(self._verdict(entry, evaluation))
         self.metrics.evaluations.inc()
         self.metrics.observe_audit("workload", time.perf_counter() - started)
         return verdicts
 
-    def _mark(self, policy: str, namespace: str) -> None:
+    def _mark(self, policy: str, ref: WorkloadRef) -> None:
         self.dirty.add(policy)
-        self.dirty_namespaces.setdefault(policy, set()).add(namespace)
+        self.dirty_workloads.add(ref)
 
     # -- auditing --------------------------------------------------------------------------------------
 
@@ -310,7 +311,7 @@ class Auditor:
         for name, results in self.state.results.items():
             if results.pop(ref, None) is not None:
                 self.metrics.forget(name, ref)
-                self._mark(name, ref.namespace)
+                self._mark(name, ref)
         self.state.forget(ref)
         self.locks.pop(ref, None)
         self.fitted.pop(ref, None)
@@ -346,7 +347,7 @@ class Auditor:
         refs = set(self.state.results.pop(name, {}))
         self.metrics.forget_policy(name)
         self.dirty.discard(name)
-        self.dirty_namespaces.pop(name, None)
+        self.dirty_workloads.update(refs)  # their reports lose this policy's results
         return refs
 
     def summary_inputs(self, name: str) -> dict[WorkloadRef, Evaluation]:

@@ -1,5 +1,5 @@
-"""Kopf wiring: event handlers on workloads, indexes on their context, full handlers and one timer on
-policies.
+"""Kopf wiring: event handlers on workloads, indexes on their context, create/update/resume handlers and
+a deletion event on policies (no Kopf finalizer on any object: see readiness.controller.ticker).
 
 Workloads get only `@kopf.on.event`, which keeps no state on the object: no `kopf.zalando.org/*`
 annotation and no finalizer ever lands on a workload. Their projection lives in `State.workloads`,
@@ -44,6 +44,7 @@ from readiness.workload import (
     TemplateRef,
     Workload,
     WorkloadRef,
+    parse_custom_kind,
     project,
     template_ref,
     with_template,
@@ -52,8 +53,7 @@ from readiness.workload import (
 log = logging.getLogger(__name__)
 
 TIMER_TICK = 1.0
-"""The policy timer ticks this often and re-audits a policy when its auditInterval has elapsed: Kopf
-timers have one interval per handler, policies each have their own."""
+"""The periodic-audit task ticks this often and re-audits each policy whose auditInterval has elapsed."""
 MIN_AUDIT_INTERVAL = 1.0
 
 
@@ -87,13 +87,6 @@ class Runtime:
     registry: kopf.OperatorRegistry | None = None
 
 
-def parse_custom_kind(text: str) -> tuple[Any, str | None]:
-    """`group/Kind[:plural]=template[,...]` -> (KindSpec, plural or None)."""
-    head, sep, rest = text.partition("=")
-    head, _, plural_part = head.partition(":")
-    return KindRegistry.parse_custom(f"{head}{sep}{rest}"), plural_part or None
-
-
 def watched_kinds(settings: OperatorSettings, kinds: KindRegistry) -> list[WatchedKind]:
     watched: list[WatchedKind] = []
     for kind in settings.kinds:
@@ -102,10 +95,11 @@ def watched_kinds(settings: OperatorSettings, kinds: KindRegistry) -> list[Watch
         group, version, plural = BUILTIN_RESOURCES[kind]
         watched.append(WatchedKind(kind, group, version, plural))
     for text in settings.custom_kinds:
-        spec, custom_plural = parse_custom_kind(text)
-        kinds.register(spec)
+        custom = parse_custom_kind(text)  # the CLI's parser: one syntax (settings.deprecations warns)
+        kinds.register(custom.spec)
         # Kopf resolves a kind name to the served plural and preferred version itself.
-        watched.append(WatchedKind(spec.kind, spec.group, "", custom_plural or spec.kind))
+        spec = custom.spec
+        watched.append(WatchedKind(spec.kind, spec.group, "", custom.plural or spec.kind))
     return watched
 
 
@@ -553,13 +547,13 @@ def _register_policies(runtime: Runtime, registry: kopf.OperatorRegistry) -> Non
     async def policy_changed(name: str, body: kopf.Body, reason: str, **_: Any) -> None:
         await on_policy_changed(runtime, name, body, reason == kopf.Reason.RESUME)
 
-    @kopf.on.delete(*resource, id="policy_deleted", optional=True, registry=registry)
-    async def policy_deleted(name: str, **_: Any) -> None:
-        await on_policy_deleted(runtime, name)
-
-    @kopf.timer(*resource, id="periodic_audit", interval=TIMER_TICK, registry=registry)
-    async def periodic_audit(name: str, **_: Any) -> None:
-        await on_policy_tick(runtime, name)
+    # Deletion is seen as a watch event, not an on.delete handler, and the periodic re-audit runs in
+    # one task (readiness.controller.ticker), not a Kopf timer: either would put Kopf's finalizer on
+    # every policy, and a policy deleted while the operator is away would hang on it.
+    @kopf.on.event(*resource, id="policy_deleted", registry=registry)
+    async def policy_deleted(name: str, type: str | None, **_: Any) -> None:
+        if type == "DELETED":
+            await on_policy_deleted(runtime, name)
 
 
 async def on_policy_changed(runtime: Runtime, name: str, body: Mapping[str, Any], resumed: bool) -> None:
@@ -592,26 +586,28 @@ async def on_policy_deleted(runtime: Runtime, name: str) -> None:
     forget_policy_engine(name)
     refs = auditor.drop_policy(name)
     await auditor.audit_many(refs)
-    await publisher.delete_rules(name)
-    await publisher.delete_reports(name)
+    await publisher.delete_rules(name)  # its PolicyReport results go with the next flush (drop_policy)
     publisher.forget(name)
     runtime.last_periodic.pop(name, None)
     runtime.policy_errors.pop(name, None)
 
 
-async def on_policy_tick(runtime: Runtime, name: str) -> None:
-    """Re-audit a policy's workloads when its auditInterval has elapsed: catches exemptions that
-    expired and PDBs that changed without any workload event."""
+def policy_due(runtime: Runtime, name: str, now: float) -> bool:
+    """Whether a policy's auditInterval has elapsed since its last audit by this replica. Never before
+    its create/resume handler audited it: a standby replica (never resumed) has nothing to re-audit."""
     entry = runtime.state.policy(name)
-    if entry is None or entry.engine is None or runtime.auditor is None or runtime.publisher is None:
-        return
     last = runtime.last_periodic.get(name)
-    now = time.monotonic()
-    if last is not None and now - last < entry.interval:
+    if entry is None or entry.engine is None or last is None:
+        return False
+    return now - last >= entry.interval
+
+
+async def on_policy_tick(runtime: Runtime, name: str) -> None:
+    """Re-audit a policy's workloads (its auditInterval has elapsed): catches exemptions that
+    expired and PDBs that changed without any workload event."""
+    if runtime.auditor is None or runtime.publisher is None:
         return
-    runtime.last_periodic[name] = now
-    if last is None:
-        return  # the create/resume handler audits first
+    runtime.last_periodic[name] = time.monotonic()
     state = runtime.state
     for ref in state.matched_by(name):
         state.audited.pop(ref, None)

@@ -18,11 +18,14 @@ from readiness.controller.auditor import Auditor
 from readiness.controller.settings import OperatorSettings
 from readiness.controller.state import PolicyEntry
 from readiness.controller.writer import Writer, resource_path
-from readiness.policy import API_GROUP, API_VERSION, PLURAL
+from readiness.engine import Evaluation
+from readiness.policy import API_GROUP, API_VERSION, PLURAL, ReadinessPolicy
+from readiness.workload import WorkloadRef
 
 log = logging.getLogger(__name__)
 PROMETHEUS_RULE_CRD = "prometheusrules.monitoring.coreos.com"
 POLICY_REPORT_CRD = "policyreports.wgpolicyk8s.io"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 CRD_CACHE_SECONDS = 10.0
 """How long a CRD's presence is trusted: installing one later is noticed within this time."""
 
@@ -48,6 +51,9 @@ class Publisher:
         self.force_time: set[str] = set()
         self.rules: dict[str, dict[str, str]] = {}
         self.report_fingerprints: dict[tuple[str, str], str] = {}
+        """(namespace, name) of each PolicyReport we wrote or found, with its fingerprint."""
+        self.report_keys: dict[WorkloadRef, tuple[str, str]] = {}
+        self.reports_seeded = False
         self._crds: dict[str, tuple[float, bool]] = {}
 
     async def crd_installed(self, name: str) -> bool:
@@ -151,6 +157,7 @@ class Publisher:
             except Exception as error:
                 log.warning("status of policy %s not written: %s", name, error)
                 self.auditor.dirty.add(name)
+        await self.flush_reports()
 
     async def _flush_one(self, entry: PolicyEntry) -> None:
         name = entry.name
@@ -168,54 +175,101 @@ class Publisher:
             await self.writer.patch_status(policy_path(name), status_mod.merge_patch(previous, status))
             self.statuses[name] = status
         self.force_time.discard(name)
-        await self._reports(entry)
 
     # -- PolicyReports ---------------------------------------------------------------------------------
 
-    async def _reports(self, entry: PolicyEntry) -> None:
-        namespaces = self.auditor.dirty_namespaces.pop(entry.name, set())
-        assert entry.engine is not None
-        policy = entry.engine.policy
-        if not (namespaces and self.settings.policy_reports and policy.spec.reporting.policy_reports):
+    async def flush_reports(self) -> None:
+        """Write the PolicyReport of every workload whose results changed: one per workload, written only
+        when its fingerprint changed (in steady state: no writes)."""
+        refs, self.auditor.dirty_workloads = self.auditor.dirty_workloads, set()
+        if not (refs and self.settings.policy_reports and await self.crd_installed(POLICY_REPORT_CRD)):
             return
-        if not await self.crd_installed(POLICY_REPORT_CRD):
+        try:
+            await self._seed_reports()
+        except Exception as error:
+            log.warning("PolicyReports not listed: %s", error)
+            self.auditor.dirty_workloads.update(refs)
             return
-        results = self.auditor.summary_inputs(entry.name)
-        evaluations = [e for ref, e in results.items() if ref.namespace in namespaces]
-        identities = {ref: item.workload for ref in results if ref.namespace in namespaces
-                      and (item := self.auditor.state.workload(ref)) is not None}
-        reports = {r["metadata"]["namespace"]: r for r in policyreport.policy_reports(
-            policy, evaluations, entry.owner, workloads=identities)}
-        for namespace in sorted(namespaces):
-            await self._write_report(entry.name, namespace, reports.get(namespace), policy)
+        for ref in sorted(refs, key=str):
+            try:
+                await self._sync_report(ref)
+            except Exception as error:
+                log.warning("PolicyReport of %s not written: %s", ref, error)
+                self.auditor.dirty_workloads.add(ref)
 
-    async def _write_report(self, policy_name: str, namespace: str, report: dict[str, Any] | None,
-                            policy: Any) -> None:
-        key = (policy_name, namespace)
-        name = policyreport.report_name(policy)
-        if report is None:  # no workload of this policy left in the namespace
-            if self.report_fingerprints.pop(key, None) is not None:
-                await self.writer.delete("delete_report", resource_path(
-                    policyreport.API_VERSION, "policyreports", namespace, name))
+    def _judged(self, ref: WorkloadRef) -> list[tuple[ReadinessPolicy, Evaluation]]:
+        judged = []
+        for name in sorted(self.auditor.state.policies):
+            entry = self.auditor.state.policy(name)
+            evaluation = self.auditor.summary_inputs(name).get(ref)
+            if entry is None or entry.engine is None or evaluation is None:
+                continue
+            if entry.engine.policy.spec.reporting.policy_reports:
+                judged.append((entry.engine.policy, evaluation))
+        return judged
+
+    async def _sync_report(self, ref: WorkloadRef) -> None:
+        item = self.auditor.state.workload(ref)
+        old_key = self.report_keys.get(ref)
+        if item is None:  # the workload is gone: the garbage collector deletes its report (owner)
+            if old_key is not None:
+                self.report_fingerprints.pop(self.report_keys.pop(ref), None)
             return
-        fingerprint = report["metadata"].get("annotations", {}).get(policyreport.FINGERPRINT_ANNOTATION, "")
+        report = policyreport.workload_report(ref, item.workload, self._judged(ref))
+        if report is None:  # no policy reports on it any more
+            if old_key is not None and self.report_fingerprints.get(old_key) is not None:
+                await self.writer.delete("delete_report", _report_path(*old_key))
+                self.report_fingerprints.pop(old_key, None)
+            self.report_keys.pop(ref, None)
+            return
+        meta = report["metadata"]
+        key = (meta["namespace"], meta["name"])
+        fingerprint = meta["annotations"][policyreport.FINGERPRINT_ANNOTATION]
+        self.report_keys[ref] = key
         if self.report_fingerprints.get(key) == fingerprint:
             return
-        await self.writer.apply("apply_report", policyreport.API_VERSION, "policyreports", namespace, report,
+        await self.writer.apply("apply_report", policyreport.API_VERSION, "policyreports", key[0], report,
                                 _report_identity)
         self.report_fingerprints[key] = fingerprint
 
-    async def delete_reports(self, policy_name: str) -> None:
-        for key in [k for k in self.report_fingerprints if k[0] == policy_name]:
-            del self.report_fingerprints[key]
-            await self.writer.delete("delete_report", resource_path(
-                policyreport.API_VERSION, "policyreports", key[1], f"readiness-{policy_name}"))
+    async def _seed_reports(self) -> None:
+        """Once: the fingerprints of the reports already there (one paged LIST of their metadata, so a
+        restart rewrites nothing unchanged), and delete the per-namespace reports of older versions."""
+        if self.reports_seeded:
+            return
+        selector = ",".join(f"{k}={v}" for k, v in alerts.MANAGED_BY.items())
+        path = f"{resource_path(policyreport.API_VERSION, 'policyreports', None)}?labelSelector={selector}"
+        token = ""
+        while True:
+            page = await self.writer.read("list_reports", f"{path}&limit=500{token}", METADATA_LIST)
+            for item in (page or {}).get("items") or ():
+                await self._seed_report(item.get("metadata") or {})
+            more = ((page or {}).get("metadata") or {}).get("continue")
+            if not more:
+                break
+            token = f"&continue={more}"
+        self.reports_seeded = True
+
+    async def _seed_report(self, meta: Mapping[str, Any]) -> None:
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        owners = meta.get("ownerReferences") or ()
+        if (meta.get("labels") or {}).get(alerts.POLICY_LABEL):  # one per namespace and policy: obsolete
+            await self.writer.delete("delete_report", _report_path(*key))
+            return
+        annotations = meta.get("annotations") or {}
+        self.report_fingerprints[key] = str(annotations.get(policyreport.FINGERPRINT_ANNOTATION, ""))
+        for owner in owners:
+            self.report_keys[WorkloadRef(str(owner.get("kind")), key[0], str(owner.get("name")))] = key
 
     async def run(self, interval: float) -> None:
         """The flush loop, until cancelled."""
         while True:
             await asyncio.sleep(interval)
             await self.flush()
+
+
+def _report_path(namespace: str, name: str) -> str:
+    return resource_path(policyreport.API_VERSION, "policyreports", namespace, name)
 
 
 def _report_identity(obj: Mapping[str, Any]) -> Any:

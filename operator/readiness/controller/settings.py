@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from readiness import flags
+from readiness.logs import LOG_FORMATS
 from readiness.peering import identity_from_environ, priority_from_environ
+from readiness.workload import parse_custom_kind
 
 ENV_PREFIX = "READINESS_"
 VIOLATIONS_MIN_BYTES = 64
@@ -32,7 +36,7 @@ class OperatorSettings:
     operator_namespace: str = "readiness-system"
     """Namespace holding the generated PrometheusRules (or their ConfigMap fallbacks). It must exist."""
     standalone: bool = True
-    """Run without peering. True suits one replica and the tests; set False with `--peering` for HA."""
+    """Run without peering: suits one replica and the tests. `--peering NAME` turns it off, for HA."""
     peering: str | None = None
     """Name of the (cluster-wide) KopfPeering object. With two replicas, give each a distinct `priority`:
     replicas with equal priority all pause."""
@@ -43,27 +47,33 @@ class OperatorSettings:
     downward API), else ``hostname/pid``. Never the user name: Kopf's own fallback, ``getpass.getuser()``,
     crashes under a uid without a passwd entry, as in any image run with an arbitrary ``runAsUser``."""
     liveness: str | None = None
-    """Kopf liveness endpoint URL (`http://0.0.0.0:8081/healthz`); None disables it."""
+    """Kopf liveness endpoint URL (`http://0.0.0.0:8081/healthz`); unset disables it."""
     kubeconfig: str | None = None
-    """Kubeconfig file; None uses the in-cluster service account, then `KUBECONFIG` / `~/.kube/config`."""
+    """Kubeconfig file; unset: the in-cluster service account, then `$KUBECONFIG` / `~/.kube/config`."""
     kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "ReplicationController")
     """Built-in workload kinds to watch. Every watched kind costs one watch stream and its index's memory:
     add ReplicaSet, Job, CronJob or Pod only if a policy judges them (Pods are numerous and short-lived).
     ReplicationControllers are few, and policies that judge Deployments judge them too."""
     custom_kinds: tuple[str, ...] = ()
-    """Custom kinds as `group/Kind=path.to.template[,replicas=path][,class=...]`, e.g.
-    `argoproj.io/Rollout=spec.template,replicas=spec.replicas`. The plural is the lower-cased kind + `s`
-    unless given as `group/Kind:plural=...`."""
+    """A custom workload kind to watch, as `[group/]Kind=template.path[,replicas=path][,strategy=path]
+    [,class=service|daemon|batch][,plural=name]` (the syntax of `readiness audit --custom-kind`), e.g.
+    `example.com/Widget=spec.template,replicas=spec.replicas`. Repeat the flag for each kind (in
+    `READINESS_CUSTOM_KINDS`, separate them with `;`). Unset plural: Kopf finds the kind in the API's
+    discovery. The old `group/Kind:plural=...` still works, with a deprecation warning."""
     annotations: bool = True
-    """Write `readiness.dev/verdict|violations|policies` on workloads. Off: only metrics, status, events."""
+    """Write the annotations `readiness.dev/verdict|violations|policies` on workloads. Without them only
+    metrics, the policy status and Events report verdicts."""
     labels: bool = True
-    """Write the label `readiness.dev/compliant`, so `kubectl get -l readiness.dev/compliant=false` works."""
+    """Write the label `readiness.dev/compliant` on workloads (for `kubectl get -l
+    readiness.dev/compliant=false`)."""
     events: bool = True
-    """Post `ReadinessViolation` / `ReadinessRestored` Events. Never repeated for an unchanged state."""
+    """Post `ReadinessViolation` / `ReadinessRestored` Events (at most one per change of a workload's
+    findings)."""
     policy_reports: bool = True
-    """Write wgpolicyk8s.io/v1alpha2 PolicyReports when that CRD is installed."""
+    """Write wgpolicyk8s.io/v1alpha2 PolicyReports (when that CRD is installed): one per judged workload,
+    written only when it changed. Off saves one object per workload in etcd."""
     prometheus_rules: bool = True
-    """Write a PrometheusRule per policy (a ConfigMap when the CRD is absent)."""
+    """Write a PrometheusRule per policy (a ConfigMap when that CRD is absent)."""
     rule_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Labels on generated PrometheusRules, e.g. `release=kube-prometheus-stack` so that the stack's rule
     selector picks them up. Empty: the stack must be configured to select all rules."""
@@ -148,6 +158,11 @@ class OperatorSettings:
     """User-Agent of our own API client, to tell our requests apart in audit logs."""
     webhook_enabled: bool = False
     """Serve the admission webhook (readiness.webhook) from this process."""
+    log_format: str = "text"
+    """`text`: one human-readable line per record, prefixed with the object Kopf logs about. `json`:
+    one JSON object per line (`time`, `level`, `logger`, `message`, and `object` when Kopf logs about
+    one), for log pipelines (Loki, Elasticsearch) that parse fields instead of text. Both cover the
+    webhook too."""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Settings other components register (the webhook's flags); read by them, ignored here."""
 
@@ -158,19 +173,7 @@ class OperatorSettings:
 
 def field_docs() -> dict[str, str]:
     """Field name -> docstring, read from the source (dataclasses do not keep attribute docstrings)."""
-    import ast
-    import inspect
-    import itertools
-    import textwrap
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(OperatorSettings)))
-    docs: dict[str, str] = {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, following in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
+    return flags.field_docs(OperatorSettings)
 
 
 def _parse_mapping(text: str) -> dict[str, str]:
@@ -206,6 +209,8 @@ def _convert(name: str, text: str) -> Any:
         return int(text)
     if isinstance(default, float):
         return float(text)
+    if name == "custom_kinds":  # a declaration has commas of its own
+        return tuple(part.strip() for part in re.split(r"[;\n]", text) if part.strip())
     if isinstance(default, tuple):
         return _parse_list(text)
     if isinstance(default, Mapping):
@@ -227,35 +232,64 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return values
 
 
+NEGATED = ("annotations", "labels", "events", "policy_reports", "prometheus_rules")
+"""Settings that default to on: their flag is `--no-<name>`, and its help the docstring negated."""
+METAVARS = {"peering": "NAME", "liveness": "URL", "kubeconfig": "FILE", "kinds": "KIND,...",
+            "custom_kinds": "[GROUP/]KIND=PATH[,...]", "rule_labels": "K=V,..."}
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a setting."""
+    if name in NEGATED:
+        return "--no-" + name.replace("_", "-")
+    return {"custom_kinds": "--custom-kind", "webhook_enabled": "--webhook"}.get(
+        name, "--" + name.replace("_", "-"))
+
+
+def setting_help(name: str) -> str:
+    """A setting's `--help` text: its docstring in flag language, with its default."""
+    doc = flags.flag_text(field_docs()[name], {n: flag_name(n) for n in _flag_fields()})
+    default = flags.dataclass_defaults(OperatorSettings)[name]
+    if name in NEGATED:
+        words = name.replace("_", " ")
+        return f"{flags.negated(doc)} (default: {words} on; {ENV_PREFIX}{name.upper()}=false does the same)"
+    if name == "standalone":
+        return flags.with_default(doc, "on, unless --peering is given")
+    return flags.with_default(doc, flags.show_default(default))
+
+
+def _flag_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(OperatorSettings) if f.name != "extra"]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `python -m readiness.controller`, one per setting, with the setting's docstring."""
-    docs = field_docs()
-    parser.add_argument("--metrics-port", type=int, help=docs["metrics_port"])
-    parser.add_argument("--metrics-address", help=docs["metrics_address"])
-    parser.add_argument("--operator-namespace", help=docs["operator_namespace"])
+    """The flags of `python -m readiness.controller`, one per setting, with the setting's docstring and
+    default. Flag defaults stay None, so that `READINESS_*` variables apply when a flag is absent."""
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--peering", metavar="NAME", help=docs["peering"])
-    mode.add_argument("--standalone", action="store_true", default=None, help=docs["standalone"])
-    parser.add_argument("--priority", type=int, help=docs["priority"])
-    parser.add_argument("--identity", help=docs["identity"])
-    parser.add_argument("--liveness", metavar="URL", help=docs["liveness"])
-    parser.add_argument("--kubeconfig", help=docs["kubeconfig"])
-    parser.add_argument("--kinds", type=_parse_list, help=docs["kinds"])
-    parser.add_argument("--custom-kind", dest="custom_kinds", action="append", help=docs["custom_kinds"])
-    for name in ("annotations", "labels", "events", "policy_reports", "prometheus_rules"):
-        flag = "--no-" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, action="store_false", default=None, help=docs[name])
-    parser.add_argument("--rule-labels", type=_parse_mapping, metavar="K=V,...", help=docs["rule_labels"])
-    for name in ("violations_max_bytes", "write_concurrency", "worker_limit", "retry_attempts",
-                 "event_burst", "event_queue_max", "list_chunk_size", "gc_freeze_every"):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, help=docs[name])
-    for name in ("event_rate", "event_settle_seconds", "status_interval", "retry_base_delay",
-                 "retry_max_delay", "rewrite_base_delay", "rewrite_max_delay",
-                 "watch_server_timeout", "watch_client_timeout", "connect_timeout", "request_timeout",
-                 "worker_idle_timeout", "gc_full_interval"):
-        parser.add_argument("--" + name.replace("_", "-"), type=float, help=docs[name])
-    parser.add_argument("--webhook", dest="webhook_enabled", action="store_true", default=None,
-                        help=docs["webhook_enabled"])
+    for name in _flag_fields():
+        default = flags.dataclass_defaults(OperatorSettings)[name]
+        options: dict[str, Any] = {"dest": name, "help": setting_help(name)}
+        if name in METAVARS:
+            options["metavar"] = METAVARS[name]
+        if name in NEGATED:
+            options.update(action="store_false", default=None)
+        elif isinstance(default, bool):
+            options.update(action="store_true", default=None)
+        elif name == "custom_kinds":
+            options["action"] = "append"
+        elif name == "log_format":
+            options["choices"] = LOG_FORMATS
+        elif isinstance(default, int | float | tuple | Mapping):
+            options["type"] = _argument_type(default)
+        (mode if name in ("peering", "standalone") else parser).add_argument(flag_name(name), **options)
+
+
+def _argument_type(default: Any) -> Any:
+    if isinstance(default, tuple):
+        return _parse_list
+    if isinstance(default, Mapping):
+        return _parse_mapping
+    return type(default)
 
 
 def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
@@ -279,8 +313,16 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     return settings
 
 
+def deprecations(settings: OperatorSettings) -> list[str]:
+    """One line per setting given in a deprecated form (logged at start-up)."""
+    return [notice for text in settings.custom_kinds
+            if (notice := parse_custom_kind(text).deprecation) is not None]
+
+
 def validate(settings: OperatorSettings) -> None:
     """One-line errors for impossible combinations."""
+    for text in settings.custom_kinds:
+        parse_custom_kind(text)  # a bad declaration is a usage error, not a failure at start-up
     positive: Sequence[str] = ("write_concurrency", "retry_attempts", "event_burst", "violations_max_bytes",
                                "event_queue_max")
     for name in positive:
@@ -303,5 +345,7 @@ def validate(settings: OperatorSettings) -> None:
         raise ValueError("event_rate must be positive")
     if settings.rewrite_base_delay <= 0 or settings.rewrite_max_delay < settings.rewrite_base_delay:
         raise ValueError("rewrite_base_delay must be positive and at most rewrite_max_delay")
+    if settings.log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {settings.log_format!r}")
     if not 0 <= settings.metrics_port <= 65535:
         raise ValueError(f"metrics_port out of range: {settings.metrics_port}")

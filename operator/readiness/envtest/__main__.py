@@ -1,4 +1,4 @@
-"""``python -m readiness.envtest build | env | up | node up [--no-images] | node down`` (each with ``--dir``).
+"""``python -m readiness.envtest build | crds | env | up | node up [--no-images] | node down`` (``--dir``).
 
 A thin shell over ControlPlane and NodeCluster: ``up`` and ``node up`` print ``export KUBECONFIG=...`` and
 run until interrupted; ``node down`` stops what a ``node up`` in DIR started (also one that crashed) and
@@ -24,6 +24,15 @@ from readiness.envtest.settings import ControlPlaneSettings
 
 def _build(_: argparse.Namespace) -> int:
     for name, path in binaries.ensure_all(progress=sys.stderr).items():
+        print(f"{name}: {path}", file=sys.stderr)
+    return 0
+
+
+def _crds(_: argparse.Namespace) -> int:
+    """Fetch the pinned upstream CRDs (PrometheusRule, ServiceMonitor, PolicyReport, Rollout)."""
+    from readiness.envtest import upstream_crds
+
+    for name, path in upstream_crds.ensure(progress=sys.stderr).items():
         print(f"{name}: {path}", file=sys.stderr)
     return 0
 
@@ -99,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("build", help="build every binary into the cache (progress on stderr)").set_defaults(
         run=_build
     )
+    commands.add_parser(
+        "crds", help="fetch the pinned upstream CRDs the tests and the demo install (from Go modules)"
+    ).set_defaults(run=_crds)
     commands.add_parser("env", help="print export lines with the binary paths").set_defaults(run=_env)
     up = commands.add_parser("up", help="start a control plane in the foreground until Ctrl-C")
     up.add_argument("--dir", type=Path, default=None, help="run directory (default: a temporary one)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,11 @@ from typing import TextIO
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.16"
 HELM_VERSION = "v3.22.0"
+# Upstream CRDs (readiness.envtest.upstream_crds), each from the Go module that publishes it: the newest
+# version the module proxy serves here whose go.mod our Go accepts (argo-rollouts v1.10.2 needs Go 1.26.10).
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+KYVERNO_VERSION = "v1.19.1"
+ARGO_ROLLOUTS_VERSION = "v1.10.1"
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODULES_DIR = REPO_ROOT / "hack" / "controlplane"
@@ -52,6 +58,31 @@ def _kubernetes_ldflags() -> tuple[str, ...]:
     return tuple(flags)
 
 
+def client_go_version(go_mod: Path) -> tuple[int, int] | None:
+    """(major, minor) of the k8s.io/client-go a wrapper module pins, as helm's Makefile reads it
+    (`go list -m k8s.io/client-go`): v0.37.0 is Kubernetes 1.37. None without a checkout."""
+    try:
+        text = go_mod.read_text()
+    except OSError:
+        return None
+    found = re.search(r"^\s*k8s\.io/client-go v0\.(\d+)\.", text, re.M)
+    return (1, int(found.group(1))) if found else None
+
+
+def _helm_ldflags() -> tuple[str, ...]:
+    """helm's release ldflags (its Makefile's LDFLAGS): without the k8sVersion ones helm assumes
+    Kubernetes v1.20, so `helm template` and `helm lint` fail the chart's kubeVersion unless given
+    --kube-version."""
+    flags = [f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    version = client_go_version(MODULES_DIR / "helm" / "go.mod")
+    if version is not None:
+        for package in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+            flags += [f"-X {package}.k8sVersionMajor={version[0]}",
+                      f"-X {package}.k8sVersionMinor={version[1]}"]
+    return tuple(flags)
+
+
 @dataclass(frozen=True)
 class GoTool:
     """One binary: where it is built from and how it may be provided instead."""
@@ -65,10 +96,14 @@ class GoTool:
     env_var: str
     """Variable naming a ready-made binary, which skips the cache and the build."""
     ldflags: tuple[str, ...] = ()
+    build: str = ""
+    """A build revision, bumped when `ldflags` change: it is part of the cache path, so a binary cached
+    with the old flags is rebuilt (the path is otherwise only name and version)."""
 
     @property
     def cached_path(self) -> Path:
-        return cache_dir() / f"{self.name}-{self.version}" / self.name
+        suffix = f"-{self.build}" if self.build else ""
+        return cache_dir() / f"{self.name}-{self.version}{suffix}" / self.name
 
 
 KUBE_APISERVER = GoTool(
@@ -98,9 +133,8 @@ KUBE_PROXY = GoTool(
 )
 ETCD = GoTool("etcd", ETCD_VERSION, "etcd", ".", "TEST_ASSET_ETCD")
 HELM = GoTool(
-    "helm", HELM_VERSION, "helm", "helm.sh/helm/v3/cmd/helm", "TEST_ASSET_HELM",
-    (f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
-     "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"),
+    "helm", HELM_VERSION, "helm", "helm.sh/helm/v3/cmd/helm", "TEST_ASSET_HELM", _helm_ldflags(),
+    build="k8s",  # with the k8sVersion ldflags
 )
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBECTL)
 """What ControlPlane runs; helm is only for the chart tests and the demo."""

@@ -25,6 +25,9 @@ class RenderOptions:
     allow_empty: bool = False
     """--allow-empty: "nothing was judged" is reported as a warning (SARIF, JUnit skipped) rather than as a
     failure, as the exit status (0, not 3) then has it."""
+    sarif_root: str | None = None
+    """--sarif-root: the absolute directory SARIF uris are relative to (`%SRCROOT%`); None: the working
+    directory. Files outside it get absolute `file://` uris."""
 
 
 Renderer = Callable[[AuditResult, RenderOptions], str]

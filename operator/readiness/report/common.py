@@ -1,4 +1,4 @@
-"""Pieces the renderers share: file URIs, the stable dictionary form of findings, and JSON documents
+"""Pieces the renderers share: SARIF file uris, the stable dictionary form of findings, and JSON documents
 written in pieces."""
 
 from __future__ import annotations
@@ -8,27 +8,43 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from readiness.engine import Exempted, ExpiredExemption, Finding
+from readiness.loader import from_cluster
 from readiness.report.model import Piece, WorkloadResult
 
 STDIN_NAME = "-"
+SRCROOT = "%SRCROOT%"
+"""The SARIF uriBaseId that relative uris are resolved against (`originalUriBaseIds`: --sarif-root)."""
+_URI_SAFE = "/!$&'()*+,;=@"
+"""Characters a path segment of a uri may hold as they are (RFC 3986 pchar, less `:`); the rest are
+percent-encoded, so `my app.yaml` is `my%20app.yaml`."""
 
 
 @lru_cache(maxsize=4096)  # one per input file, asked once per finding: resolving is a syscall each time
-def relative_uri(source: str) -> str:
-    """A forward-slash path relative to the working directory when the file is below it, as SARIF
-    viewers and CI annotations expect; standard input is `stdin`."""
-    if source == STDIN_NAME:
-        return "stdin"
-    path = Path(source)
-    try:
-        path = path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        path = Path(os.path.abspath(source))
-    return path.as_posix()
+def artifact_uri(source: str, root: str) -> tuple[str, str | None] | None:
+    """(uri, uriBaseId) of an input file as code scanning wants it: a forward-slash path relative to
+    `root` (an absolute directory) with the base `%SRCROOT%` when the file is below it, else an absolute
+    `file://` uri and no base; None for standard input and for a live cluster's object (`cluster:...`),
+    which are no files to point at."""
+    if source == STDIN_NAME or from_cluster(source):
+        return None
+    logical = Path(os.path.abspath(source))
+    for path, base in ((logical, Path(root)), (logical.resolve(), Path(root).resolve())):
+        try:  # the path as given first (a symlink in the repository stays where the user sees it)
+            return quote(path.relative_to(base).as_posix(), safe=_URI_SAFE), SRCROOT
+        except ValueError:
+            continue
+    return logical.as_uri(), None
+
+
+def root_uri(root: str) -> str:
+    """The `file://` uri of a directory, ending in `/` as SARIF requires of a uriBaseId's uri."""
+    uri = Path(root).as_uri()
+    return uri if uri.endswith("/") else uri + "/"
 
 
 def finding_dict(result: WorkloadResult, policy: str, finding: Finding) -> dict[str, Any]:
@@ -37,7 +53,7 @@ def finding_dict(result: WorkloadResult, policy: str, finding: Finding) -> dict[
     return {
         "policy": policy, "check": finding.check, "category": finding.category,
         "severity": finding.severity, "container": finding.container, "message": finding.message,
-        "file": result.document.source, "line": result.line_of(finding),
+        "file": result.document.source, "line": result.line_of(finding) or None,
     }
 
 

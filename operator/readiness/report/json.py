@@ -34,12 +34,19 @@ def document(result: AuditResult, workloads: list[Any] | None = None) -> dict[st
             "workloads": summary.workloads, "compliant": summary.compliant, "violating": summary.violating,
             "findings": dict(summary.findings), "exempted": summary.exempted,
             "judgements": summary.judgements, "score": summary.score, "unmatched": summary.unmatched,
-            "skipped": sum(result.skipped.values()), "errors": len(result.errors),
+            "scored": summary.scored, "warningsOnly": summary.warnings_only,
+            "notReady": summary.not_ready, "context": sum(result.context_kinds().values()),
+            "skipped": sum(result.skipped_kinds().values()), "skippedFiles": result.skipped_file_count(),
+            "errors": len(result.errors),
             "nothingJudged": result.nothing_judged() is not None,
         },
         "notices": result.notices(),
         "workloads": [_workload(w) for w in result.workloads] if workloads is None else workloads,
-        "skipped": [{"kind": kind, "count": count} for kind, count in sorted(result.skipped.items())],
+        "context": [{"kind": kind, "count": count} for kind, count in result.context_kinds().items()],
+        "skipped": [{"kind": kind, "count": count} for kind, count in result.skipped_kinds().items()],
+        "skippedFiles": [{"file": skipped.source, "files": skipped.files, "reason": skipped.reason}
+                         for skipped in result.skipped_files],
+        "onlyFailing": result.counted is not None,
         "errors": [{"file": e.source, "line": e.line, "message": e.message} for e in result.errors],
     }
 
@@ -64,8 +71,8 @@ def entry(result: WorkloadResult) -> dict[str, Any]:
     ref = result.workload.ref
     return {
         "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
-        "file": result.document.source, "line": result.document.line,
-        "compliant": result.compliant,
+        "file": result.document.source, "line": result.document.line or None,
+        "compliant": result.compliant, "score": result.score,
         "policies": [e.policy for e in result.evaluations],
         "findings": [finding_dict(result, policy, f) for policy, f in result.findings],
         "exempted": [exempted_dict(result, policy, x) for policy, x in result.exempted],

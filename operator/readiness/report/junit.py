@@ -2,7 +2,8 @@
 workload x check. Findings at or above --fail-on are failures carrying the messages; findings below it
 pass with the message in system-out (so the test report agrees with the exit code); exempted checks
 are skipped with the reason. Input errors form their own testsuite of errored cases, and so does
-"nothing was judged" (a skipped case with --allow-empty). Notices (namespace labels assumed to match, an
+"nothing was judged" (a skipped case with --allow-empty); a directory walk's files that hold no Kubernetes
+object are skipped cases there. Notices (namespace labels assumed to match, an
 exemption annotation ignored...) are each policy's testsuite's `system-out`.
 
 Written as text, in the layout ElementTree's `indent` + `tostring` gave (attributes in the same order,
@@ -18,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from readiness.engine import Evaluation, Finding
+from readiness.loader import location
 from readiness.report import RenderOptions
 from readiness.report.model import NOTHING_JUDGED, AuditResult, WorkloadResult, assumption_notice
 
@@ -127,7 +129,7 @@ def render(result: AuditResult, options: RenderOptions) -> str:
             suites[part[0]].add(part)
     every = list(suites.values())
     empty = result.nothing_judged()
-    if result.errors or empty:
+    if result.errors or empty or result.skipped_files:
         errors = Suite("input")
         for error in result.errors:
             errors.errors += 1
@@ -136,6 +138,10 @@ def render(result: AuditResult, options: RenderOptions) -> str:
                         f"{character_data(str(error))}</error>")
         if empty:
             _nothing_judged(errors, empty, options)
+        for skipped in result.skipped_files:  # a directory walk's files that hold no Kubernetes object
+            errors.skipped += 1
+            errors.case(f'classname="input" name={attribute(skipped.source)}',
+                        f"<skipped message={attribute(str(skipped))} />")
         every.append(errors)
     total = Suite("readiness", tests=sum(s.tests for s in every), failures=sum(s.failures for s in every),
                   errors=sum(s.errors for s in every), skipped=sum(s.skipped for s in every))
@@ -177,14 +183,14 @@ def _cases(policy: str, workload: WorkloadResult, evaluation: Evaluation, option
     exempted = {x.finding.check: x for x in evaluation.exempted}
     doc = workload.document
     # The same for every check of this workload: escaped once.
-    where = (f"classname={attribute(str(workload.workload.ref))} file={attribute(doc.source)} "
-             f'line="{doc.line}"')
+    where = (f"classname={attribute(str(workload.workload.ref))} file={attribute(doc.source)}"
+             + (f' line="{doc.line}"' if doc.line else ""))  # a live cluster's object has no line
     threshold = options.fail_on
     for check_id in evaluation.checks_run:
         opening = f"name={attribute(check_id)} {where}"
         failed = findings.get(check_id)
         if failed and threshold is not None and max(f.severity.rank for f in failed) >= threshold.rank:
-            text = "\n".join(f"{doc.source}:{workload.line_of(f)}: [{f.severity}] {f.message}"
+            text = "\n".join(f"{location(doc.source, workload.line_of(f))}: [{f.severity}] {f.message}"
                              for f in failed)
             suite.failures += 1
             suite.case(opening, f"<failure message={attribute(failed[0].message)} "

@@ -19,7 +19,7 @@ from readiness.checks import all_checks
 from readiness.checks.base import Check, Severity
 from readiness.context import AuditContext, disruption_budget_problem
 from readiness.engine import Engine, Evaluation, Exempted, Finding, evaluate_all
-from readiness.loader import Anchor, Document, InputError, container_line, field_line
+from readiness.loader import Anchor, Document, InputError, SkippedInput, container_line, field_line
 from readiness.workload import (
     DEFAULT_KINDS,
     TEMPLATE_PATHS,
@@ -43,6 +43,15 @@ Piece = bytes | memoryview
 """A piece of a rendered report: bytes, or a view of the shared memory a parallel audit's worker wrote."""
 
 
+@dataclass(frozen=True, slots=True)
+class NoObjects(InputError):
+    """An input that holds no Kubernetes object at all: an input error (exit 2), reported in every format
+    like the others; its message names the input, so it is said as it is."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(slots=True)
 class WorkloadResult:
     """One audited workload: where it was read and every matching policy's verdict."""
@@ -55,6 +64,15 @@ class WorkloadResult:
     prerendered: tuple[str, Piece] | None = None
     """(format, this workload's part of that report), rendered ahead by the process that judged it (both
     processes of a parallel audit, see readiness.report.parallel); None: the renderer makes it."""
+    _score: int | None = -1
+    """`workload_score`, computed once (the summary and the renderers ask); -1: not yet."""
+
+    @property
+    def score(self) -> int | None:
+        """This workload's score (see `workload_score`); None when no check applied to it."""
+        if self._score == -1:
+            self._score = workload_score(self)
+        return self._score
 
     def prerendered_as(self, output: str) -> Piece | None:
         """This workload's part of the `output` report when it was rendered ahead, else None."""
@@ -127,9 +145,16 @@ class Summary:
     """Open findings by severity (error, warning, info)."""
     exempted: int
     judgements: int
-    score: int
+    score: int | None
+    """The run's score (`run_score`); None when nothing was judged."""
     unmatched: int
     """Workloads of a known kind that no policy judged (controlled objects, excluded namespaces)."""
+    scored: int = 0
+    """Workloads with at least one judgement: those the score averages."""
+    warnings_only: int = 0
+    """Scored workloads whose worst open finding is a warning (scores PASS_SCORE to 99)."""
+    not_ready: int = 0
+    """Scored workloads with an open error-level finding (scores below PASS_SCORE)."""
 
 
 @dataclass(slots=True)
@@ -139,29 +164,64 @@ class AuditResult:
     """The checks some policy runs, in catalog order (SARIF's rules, JUnit's test cases)."""
     workloads: list[WorkloadResult] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
-    """Documents of kinds the engine does not audit, by kind."""
+    """Documents of kinds the engine does not audit, by kind: the context kinds among them were read
+    (`context_kinds`), the others not (`skipped_kinds`)."""
     unmatched: int = 0
     errors: list[InputError] = field(default_factory=list)
     assumed: dict[tuple[str, str], None] = field(default_factory=dict)
     """(policy, namespace) pairs judged on an assumption: the policy has a namespaceSelector and the
     namespace's labels are unknown (no Namespace object in the input, no --namespace-labels), so it is
     assumed to match. An ordered set: each pair is said once, in the order first met."""
+    skipped_files: list[SkippedInput] = field(default_factory=list)
+    """Files of a directory walk that hold no Kubernetes object (readiness.discovery): each a notice, their
+    number in every format's summary."""
+    counted: list[WorkloadResult] | None = None
+    """The workloads the summary counts, when `workloads` shows only some of them (`only_violating`)."""
+    source_notices: list[str] = field(default_factory=list)
+    """What the input's source says about itself (a cluster audit: no ReadinessPolicy in the cluster, so
+    the built-in policy judged it), first among the notices."""
+
+    @property
+    def all_workloads(self) -> list[WorkloadResult]:
+        """Every audited workload, shown or not: what the summary and "nothing was judged" count."""
+        return self.workloads if self.counted is None else self.counted
+
+    def only_violating(self) -> AuditResult:
+        """This result showing only the workloads with open findings (--only-failing); the summary still
+        counts them all."""
+        shown = [w for w in self.workloads if not w.compliant]
+        return dataclasses.replace(self, workloads=shown, counted=self.all_workloads)
+
+    def context_kinds(self) -> dict[str, int]:
+        """Objects read as the audit's context (PodDisruptionBudgets, HPAs, ServiceAccounts, Namespaces),
+        by kind: not audited themselves, but not skipped either."""
+        return {kind: count for kind, count in sorted(self.skipped.items()) if kind in CONTEXT_KINDS}
+
+    def skipped_kinds(self) -> dict[str, int]:
+        """Objects neither audited nor read (Services, ConfigMaps...), by kind."""
+        return {kind: count for kind, count in sorted(self.skipped.items()) if kind not in CONTEXT_KINDS}
+
+    def skipped_file_count(self) -> int:
+        """How many files of a directory walk were skipped (a Helm chart counts all of its files)."""
+        return sum(skipped.files for skipped in self.skipped_files)
 
     def notices(self) -> list[str]:
         """What the whole run must say besides its verdicts, in every format: the assumptions it made,
         then "nothing was judged" when that is so."""
-        said = [assumption_notice(policy, namespace) for policy, namespace in self.assumed]
+        said = [*self.source_notices,
+                *(assumption_notice(policy, namespace) for policy, namespace in self.assumed)]
         empty = self.nothing_judged()
         return [*said, empty] if empty else said
 
     def nothing_judged(self) -> str | None:
         """`nothing was judged: why` when no policy made a single judgement, else None. An audit that
         judged nothing is not a clean one: the CLI exits 3 for it unless --allow-empty."""
-        if any(e.results for w in self.workloads for e in w.evaluations):
+        workloads = self.all_workloads
+        if any(e.results for w in workloads for e in w.evaluations):
             return None
         skipped = sum(self.skipped.values())
-        if self.workloads:
-            why = f"no check applied to the {len(self.workloads)} matched workload(s)"
+        if workloads:
+            why = f"no check applied to the {len(workloads)} matched workload(s)"
         elif self.unmatched:
             why = (f"no policy ({', '.join(self.policies)}) matched any of the {self.unmatched} workload(s) "
                    f"(match.kinds, namespaces, excludeNamespaces, selector, namespaceSelector; "
@@ -173,7 +233,8 @@ class AuditResult:
     def summary(self) -> Summary:
         by_severity = {s.value: 0 for s in SEVERITIES}
         exempted = judgements = compliant = 0
-        for result in self.workloads:
+        workloads = self.all_workloads
+        for result in workloads:
             clean = True
             for evaluation in result.evaluations:
                 judgements += evaluation.results
@@ -184,16 +245,18 @@ class AuditResult:
                     for finding in findings:
                         by_severity[finding.severity] += 1  # a StrEnum: the same key as its value
             compliant += clean
-        passed = judgements - exempted - sum(by_severity.values())
+        scores = [s for w in workloads if (s := w.score) is not None]
+        not_ready = sum(s < PASS_SCORE for s in scores)
         return Summary(
-            workloads=len(self.workloads), compliant=compliant, violating=len(self.workloads) - compliant,
+            workloads=len(workloads), compliant=compliant, violating=len(workloads) - compliant,
             findings=by_severity, exempted=exempted, judgements=judgements,
-            score=score(passed, by_severity["warning"], by_severity["error"]), unmatched=self.unmatched,
+            score=run_score(scores), unmatched=self.unmatched, scored=len(scores),
+            warnings_only=sum(PASS_SCORE <= s < 100 for s in scores), not_ready=not_ready,
         )
 
     def worst(self) -> Severity | None:
         worst: Severity | None = None
-        for result in self.workloads:
+        for result in self.all_workloads:
             for evaluation in result.evaluations:
                 for finding in evaluation.findings:
                     if finding.severity is Severity.ERROR:
@@ -217,15 +280,75 @@ def assumption_notice(policy: str, namespace: str) -> str:
             f"{namespace}:KEY=VALUE), assumed to match the namespaceSelector of policy {policy}")
 
 
-def score(passed: int, warnings: int, errors: int) -> int:
-    """Polaris' score, 100 * 2S / (2S + W + 2D), over (check, container) judgements.
+# -- the score (docs/cli.md, "Score") ---------------------------------------------------------------------
+# A score a person can act on: 100 is clean, PASS_SCORE..99 has warnings only, below PASS_SCORE has an
+# error-level finding (what the default --fail-on error gate fails on), however much else passes. Within
+# its band, the share of checks passed sets the number. Checks, not (check, container) judgements: a pod of
+# five containers without probes has one thing to fix, not five.
 
-    Info findings and exempted findings are left out of both sides: info is advice a policy chose not
-    to grade, and an exemption is a documented decision. With nothing judged the score is 100.
-    """
-    passed = max(passed, 0)
-    denominator = 2 * passed + warnings + 2 * errors
-    return 100 if denominator == 0 else round(100 * 2 * passed / denominator)
+PASS_SCORE = 60
+"""A workload (and a run) scores at least this exactly when no open finding is at error severity."""
+ERROR_WEIGHT = 3
+"""A check failing at error counts as this many passed (or warning) checks in a score's share."""
+
+
+_ERROR, _WARNING = Severity.ERROR, Severity.WARNING
+
+
+def check_counts(evaluation: Evaluation) -> tuple[int, int, int]:
+    """(checks passed, checks failing at warning, checks failing at error) of one policy's verdict: a
+    check counts once, at the worst severity of its open findings. Checks whose findings are all exempted
+    or info count on neither side: an exemption is a documented decision, info is advice a policy chose
+    not to grade."""
+    if not evaluation.results:
+        return 0, 0, 0
+    findings, exempted = evaluation.findings, evaluation.exempted
+    if not findings and not exempted:  # the usual case, and the fast one
+        return len(evaluation.checks_run), 0, 0
+    errors: set[str] = set()
+    warnings: set[str] = set()
+    ungraded = {x.finding.check for x in exempted} if exempted else set()
+    for finding in findings:  # one pass, the enum members bound once: a quarter of the time of two sets
+        check, severity = finding.check, finding.severity
+        ungraded.add(check)
+        if severity is _ERROR:
+            errors.add(check)
+        elif severity is _WARNING:
+            warnings.add(check)
+    # every finding's check is one that ran: the passes are the others
+    passed = max(len(evaluation.checks_run) - len(ungraded), 0)
+    return passed, len(warnings - errors), len(errors)
+
+
+def band_score(passed: int, warnings: int, errors: int) -> int:
+    """100 without findings; else the share of checks passed, S / (S + W + 3E), placed in its band:
+    PASS_SCORE + 39 * share with warnings only (60-99), 59 * share with any error (0-59)."""
+    if not warnings and not errors:
+        return 100
+    share = passed / (passed + warnings + ERROR_WEIGHT * errors)
+    if errors:
+        return min(PASS_SCORE - 1, round((PASS_SCORE - 1) * share))
+    return min(99, PASS_SCORE + round((99 - PASS_SCORE) * share))
+
+
+def workload_score(result: WorkloadResult) -> int | None:
+    """A workload's score over every policy that judged it; None when no check applied to it."""
+    passed = warnings = errors = 0
+    for evaluation in result.evaluations:
+        s, w, e = check_counts(evaluation)
+        passed, warnings, errors = passed + s, warnings + w, errors + e
+    if not (passed or warnings or errors):
+        return None
+    return band_score(passed, warnings, errors)
+
+
+def run_score(scores: Sequence[int]) -> int | None:
+    """The mean of the workloads' scores (each workload counts once, whatever its size), kept below
+    PASS_SCORE when any workload is: a run passes only if every workload does. None: nothing scored."""
+    if not scores:
+        return None
+    mean = round(sum(scores) / len(scores))
+    return min(mean, PASS_SCORE - 1) if min(scores) < PASS_SCORE else mean
 
 
 def audit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from readiness.checks.base import Severity
+from readiness.loader import location
 from readiness.report import RenderOptions
 from readiness.report.model import NOTHING_JUDGED, AuditResult, Piece, Summary, WorkloadResult
 
@@ -46,13 +47,15 @@ def entry_bytes(result: WorkloadResult, options: RenderOptions) -> bytes:
 
 def _workload(result: WorkloadResult, style: _Style) -> list[str]:
     doc = result.document
-    where = f"{doc.source}:{doc.line}"
+    where = location(doc.source, doc.line)
     policies = ", ".join(e.policy for e in result.evaluations)
     if result.compliant and not result.exempted:
         # notices (an exemption annotation that was ignored...) are said even on a compliant workload
         return [f"{style('ok', '✓')} {result.workload.ref}  {style('dim', f'{where} [{policies}]')}",
                 *_expired_and_notices(result, style)]
-    lines = [f"{style('bold', str(result.workload.ref))}  {style('dim', f'{where} [{policies}]')}"]
+    score = result.score
+    graded = f"  score {score}/100" if score is not None else ""
+    lines = [f"{style('bold', str(result.workload.ref))}  {style('dim', f'{where} [{policies}]')}{graded}"]
     multi = len(result.evaluations) > 1
     for policy, finding in result.findings:
         sev = finding.severity
@@ -80,6 +83,16 @@ def _expired_and_notices(result: WorkloadResult, style: _Style) -> list[str]:
     return lines
 
 
+def _score_line(result: AuditResult, summary: Summary, style: _Style) -> str:
+    """`score: 59/100 (14 workloads: 7 clean, 0 warnings only, 7 not ready)`, or why there is none."""
+    if summary.score is None:
+        return f"  score:     {style('bold', 'none')} (nothing was judged)"
+    clean = summary.scored - summary.warnings_only - summary.not_ready
+    partial = "; of what could be read" if result.errors else ""
+    return (f"  score:     {style('bold', str(summary.score))}/100 ({summary.scored} workload(s): "
+            f"{clean} clean, {summary.warnings_only} warnings only, {summary.not_ready} not ready{partial})")
+
+
 def _summary(result: AuditResult, summary: Summary, style: _Style) -> list[str]:
     findings = ", ".join(f"{count} {severity}" for severity, count in summary.findings.items())
     lines = [
@@ -90,14 +103,20 @@ def _summary(result: AuditResult, summary: Summary, style: _Style) -> list[str]:
                                             if summary.unmatched else ""),
         f"  findings:  {findings}" + (f"; {summary.exempted} exempted" if summary.exempted else ""),
     ]
-    if result.skipped:
-        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.skipped.items()))
+    if context := result.context_kinds():
+        kinds = ", ".join(f"{count} {kind}" for kind, count in context.items())
+        lines.append(f"  context:   {kinds} (read for the checks)")
+    if skipped := result.skipped_kinds():
+        kinds = ", ".join(f"{count} {kind}" for kind, count in skipped.items())
         lines.append(f"  skipped:   {kinds} (not workloads)")
+    if result.skipped_files:
+        lines.append(f"  files:     {result.skipped_file_count()} skipped, not Kubernetes manifests "
+                     f"(listed below)")
     if result.errors:
         lines.append(style("error", f"  errors:    {len(result.errors)} input error(s), listed on stderr"))
-    lines.append(f"  score:     {style('bold', str(summary.score))}/100 "
-                 f"({summary.judgements} judgements)")
+    lines.append(_score_line(result, summary, style))
     for notice in result.notices():
         empty = notice.startswith(NOTHING_JUDGED)
         lines.append(style("error" if empty else "warning", f"  {'' if empty else 'notice: '}{notice}"))
+    lines += [style("dim", f"  notice: {skipped}") for skipped in result.skipped_files]
     return lines
