@@ -13,7 +13,7 @@ import yaml
 
 from readiness.crd import CRD_PATH
 from readiness.envtest import ControlPlane, Kubectl, wait_established
-from readiness.policy import ReadinessPolicyStatus, Summary, load_policy
+from readiness.policy import Condition, ReadinessPolicyStatus, Summary, load_policy
 
 pytestmark = pytest.mark.cluster
 
@@ -152,15 +152,20 @@ def test_status_and_printer_columns(crd: None, kubectl: Kubectl) -> None:
     example = ROOT / "examples" / "policies" / "production.yaml"
     kubectl("apply", "-f", str(example))
     try:
-        status = ReadinessPolicyStatus(observed_generation=1, summary=Summary(matched=12, violating=3))
+        status = ReadinessPolicyStatus(
+            observed_generation=1, summary=Summary(matched=12, violating=3),
+            conditions=[Condition(type="Ready", status="True", reason="Audited", message="enforced")])
         body = json.dumps({"status": status.model_dump(mode="json", by_alias=True, exclude_none=True)})
         kubectl("patch", "readinesspolicy", "production", "--subresource=status", "--type=merge", "-p", body)
         table = kubectl("get", "readinesspolicies").stdout.splitlines()
         short = kubectl("get", "rpol", "production", "--no-headers").stdout.split()
+        wide = kubectl("get", "rpol", "production", "-o", "wide").stdout.splitlines()
     finally:
         kubectl("delete", "-f", str(example), "--wait=false")
-    assert table[0].split() == ["NAME", "MODE", "MATCHED", "VIOLATING", "AGE"]
-    assert short[:4] == ["production", "warn", "12", "3"]
+    assert table[0].split() == ["NAME", "READY", "MODE", "MATCHED", "VIOLATING", "AGE"]
+    assert short[:5] == ["production", "True", "warn", "12", "3"]
+    assert wide[0].split()[6:] == ["ERRORS", "WARNINGS", "EXEMPTED", "LAST", "AUDIT", "MESSAGE"]
+    assert wide[1].split()[-1] == "enforced"
 
 
 def test_examples_round_trip_through_the_server(crd: None, kubectl: Kubectl) -> None:

@@ -46,7 +46,7 @@ def identity(control_plane: ControlPlane) -> Iterator[dict[str, str]]:
     kubectl("create", "namespace", namespace)
     rendered = subprocess.run(
         [str(binaries.helm()), "template", release, str(CHART), "--namespace", namespace,
-         "--set", "webhook.managed=true", "--set", "webhook.tls.mode=helm",
+         "--set", "webhook.managed=true", "--set", "webhook.tls.mode=existingSecret",
          "--kube-version", binaries.KUBERNETES_VERSION],
         capture_output=True, text=True, check=True, timeout=120).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]

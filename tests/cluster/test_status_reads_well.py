@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,19 @@ def apply(kubectl: Kubectl, text: str) -> None:
     kubectl("apply", "-f", "-", input=text)
 
 
+def _ready(status: dict[str, Any]) -> bool:
+    """Ready turns True after the first full audit, a moment after the first summary under load."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
 def test_status_orders_by_severity_and_reads_well_in_describe_get_and_wide(
         kubectl: Kubectl, namespace: str, operator_runner: OperatorHandle, unique: str) -> None:
     name = f"reads-{unique}"
     apply(kubectl, deployment_yaml("bad", namespace))
     apply(kubectl, policy_yaml(name, [namespace], checks=CHECKS))
     status = wait_until(lambda: (s := get_json(kubectl, "readinesspolicy", name).get("status", {}))
-                        .get("summary", {}).get("violating") == 1 and s, 20, "the summary")
+                        .get("summary", {}).get("violating") == 1 and _ready(s) and s, 30,
+                        "the summary of a full audit")
     offender = status["topOffenders"][0]
     assert offender["checks"][0] == "readiness-probe-missing", offender  # the error first
     assert offender["checks"][1:] == list(WARNINGS[:4])
