@@ -21,10 +21,11 @@ written back (refreshed tokens are not persisted). Every failure is one `Cluster
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,21 +150,30 @@ Resource = tuple[str, str, str]
 
 async def _read(target: ClusterTarget, engines: list[Any] | None,
                 custom_groups: Mapping[str, str]) -> ClusterInput:
+    async with api_client(target, "readiness-cli") as (api, context):
+        reader = _Reader(api, str(api.configuration.host), context, target)
+        read = ClusterInput(engines) if engines is not None else await reader.policies(custom_groups)
+        await reader.objects(read, custom_groups)
+        return read
+
+
+@contextlib.asynccontextmanager
+async def api_client(target: ClusterTarget, agent: str) -> AsyncIterator[tuple[Any, str]]:
+    """A kubernetes-asyncio ApiClient for the target's kubeconfig (read as kubectl reads it) or the pod's
+    service account, and the context's name; raises ClusterError. Shared by every command that talks to a
+    cluster (`audit --cluster`, `cleanup`), so they find and trust the same credentials."""
     with tempfile.TemporaryDirectory(prefix="readiness-kubeconfig-") as secrets:
         # kubernetes-asyncio writes a kubeconfig's inline certificates and keys to files: into this
-        # directory, gone when the audit is, even when the process ends without running atexit handlers.
+        # directory, gone when the command is, even when the process ends without running atexit handlers.
         try:
             configuration, context = await _configuration(target, secrets)
             from kubernetes_asyncio import client as k8s
 
-            async with k8s.ApiClient(configuration) as api:
-                from readiness import __version__
+            from readiness import __version__
 
-                api.user_agent = f"readiness-cli/{__version__}"
-                reader = _Reader(api, str(configuration.host), context, target)
-                read = ClusterInput(engines) if engines is not None else await reader.policies(custom_groups)
-                await reader.objects(read, custom_groups)
-                return read
+            async with k8s.ApiClient(configuration) as api:
+                api.user_agent = f"{agent}/{__version__}"
+                yield api, context
         finally:
             _forget_kubeconfig_files()
 

@@ -18,15 +18,13 @@ metadata). Every failure is one `CleanupError` line.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
-import yaml
 
+from readiness.cluster import ClusterError, ClusterTarget, api_client
 from readiness.controller.output import OUR_ANNOTATIONS, OUR_LABELS
 from readiness.workload import BUILTIN_RESOURCES
 
@@ -50,7 +48,8 @@ class CleanupTarget:
     """What `readiness cleanup` reads and, with `apply`, patches."""
 
     kubeconfig: str | None = None
-    """--kubeconfig: the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."""
+    """--kubeconfig: the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config; with neither, the
+    in-cluster service account when run in a pod), found as `audit --cluster` finds it."""
     context: str | None = None
     """--context: the kubeconfig context (default: its current-context)."""
     namespace: str | None = None
@@ -148,23 +147,6 @@ class _Api:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    @classmethod
-    async def connect(cls, target: CleanupTarget) -> _Api:
-        from kubernetes_asyncio import client as k8s
-        from kubernetes_asyncio.config import ConfigException, load_kube_config
-        configuration = k8s.Configuration()
-        files = _kubeconfig_files(target.kubeconfig)
-        if not any(Path(name).is_file() for name in files):
-            raise CleanupError(f"no kubeconfig: {', '.join(files)} does not exist "
-                               "(--kubeconfig, $KUBECONFIG)")
-        try:
-            await load_kube_config(config_file=os.pathsep.join(files), context=target.context,
-                                   client_configuration=configuration, persist_config=False)
-        except (ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as error:
-            where = target.kubeconfig or "the default kubeconfig"
-            raise CleanupError(f"cannot load {where}: {_first_line(error)}") from None
-        return cls(k8s.ApiClient(configuration))
-
     async def list_metadata(self, path: str, selector: str = "") -> list[Mapping[str, Any]] | None:
         """Every object's metadata under `path`, page by page; None when the resource is not served."""
         items: list[Mapping[str, Any]] = []
@@ -204,15 +186,6 @@ class _Api:
             host = self.client.configuration.host
             raise CleanupError(f"cannot reach the API server at {host}: "
                                f"{_first_line(error) or type(error).__name__}") from None
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-def _kubeconfig_files(given: str | None) -> list[str]:
-    """The kubeconfig files kubectl would read: --kubeconfig, else $KUBECONFIG's list, else ~/.kube/config."""
-    text = given or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-    return [name for name in text.split(os.pathsep) if name] or [text]
 
 
 def _first_line(error: BaseException) -> str:
@@ -255,15 +228,18 @@ async def _find(api: _Api, target: CleanupTarget) -> Outcome:
 
 
 async def _cleanup(target: CleanupTarget) -> Outcome:
-    api = await _Api.connect(target)
+    cluster = ClusterTarget(kubeconfig=target.kubeconfig, context=target.context)
     try:
-        outcome = await _find(api, target)
-        if target.apply:
-            for change in outcome.changes:
-                await (api.delete(change.path) if change.delete else api.patch(change.path, change.patch()))
-        return outcome
-    finally:
-        await api.close()
+        async with api_client(cluster, "readiness-cleanup") as (client, _context):
+            api = _Api(client)
+            outcome = await _find(api, target)
+            if target.apply:
+                for change in outcome.changes:
+                    await (api.delete(change.path) if change.delete
+                           else api.patch(change.path, change.patch()))
+            return outcome
+    except ClusterError as error:  # no kubeconfig, a broken one, an unknown context
+        raise CleanupError(str(error)) from None
 
 
 def cleanup(target: CleanupTarget) -> Outcome:
